@@ -1,0 +1,28 @@
+"""`sllm bench edge|router`: each benchmark module exposes `run(quick: bool) -> int`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from sllm.cli import SubParsers
+
+BENCHMARKS = {
+    "edge": "edge worker throughput vs bare llama-cpp-python, and early exit on vs off",
+    "router": "decision overhead, and latency added by the router over the edge worker",
+}
+
+
+def _run(args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"bench.{args.benchmark}")
+    result: int = module.run(quick=args.quick)
+    return result
+
+
+def register(sub: SubParsers) -> None:
+    bench = sub.add_parser("bench", help="benchmarks (figures in docs/benchmarks.md)")
+    bench_sub = bench.add_subparsers(required=True, metavar="BENCHMARK")
+    for name, help_text in BENCHMARKS.items():
+        parser = bench_sub.add_parser(name, help=help_text)
+        parser.add_argument("--quick", action="store_true", help="a short run (< 3 minutes)")
+        parser.set_defaults(handler=_run, benchmark=name)

@@ -1,0 +1,1 @@
+"""The router: scoring, budgets, policy, cascade, outcome log and learning."""

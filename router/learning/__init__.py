@@ -1,0 +1,1 @@
+"""Learning the difficulty model and the escalation thresholds from logged outcomes."""

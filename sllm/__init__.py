@@ -1,0 +1,1 @@
+"""sllm: hybrid edge-cloud routing middleware for language models."""

@@ -1,0 +1,5 @@
+import sys
+
+from sllm.cli import main
+
+sys.exit(main())

