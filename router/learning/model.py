@@ -1,0 +1,132 @@
+"""The two scorers as scikit-learn models: TF-IDF of the text inputs plus standardised
+signals, a logistic regression on top, calibrated with Platt scaling.
+
+Linear on purpose: the router's decision budget is a fraction of a millisecond, and a
+linear model over TF-IDF exports to a handful of ONNX operators (see `onnx_export`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse  # type: ignore[import-untyped]
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+
+FloatArray = npt.NDArray[np.float64]
+
+# Word unigrams only: skl2onnx's TF-IDF matches scikit-learn exactly for these (its
+# n-gram and sublinear-tf conversions do not), and they keep the ONNX graph fast.
+VOCABULARY_SIZE = 4000
+REGULARISATION_GRID = (0.1, 0.3, 1.0, 3.0)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The columns a scorer reads: the query, and for the cascade the edge's answer and
+    signals (rows x len(signal_names))."""
+
+    text: Sequence[str]
+    answer: Sequence[str] | None = None
+    signals: FloatArray | None = None
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def subset(self, index: npt.NDArray[np.intp]) -> Inputs:
+        return Inputs(
+            text=[self.text[i] for i in index],
+            answer=None if self.answer is None else [self.answer[i] for i in index],
+            signals=None if self.signals is None else self.signals[index],
+        )
+
+
+def _vectorizer() -> TfidfVectorizer:
+    return TfidfVectorizer(max_features=VOCABULARY_SIZE, min_df=2, dtype=np.float32)
+
+
+@dataclass
+class LinearScorer:
+    """P(edge acceptable) from the query (pre-generation) or query + answer + signals."""
+
+    signal_names: tuple[str, ...] = ()
+    uses_answer: bool = False
+    text_vectorizer: TfidfVectorizer = field(default_factory=_vectorizer)
+    answer_vectorizer: TfidfVectorizer | None = None
+    scaler: StandardScaler | None = None
+    classifier: CalibratedClassifierCV | None = None
+    regularisation: float = 1.0
+
+    def _features(self, inputs: Inputs, *, fit: bool) -> sparse.csr_matrix:
+        blocks = [
+            self.text_vectorizer.fit_transform(inputs.text)
+            if fit
+            else self.text_vectorizer.transform(inputs.text)
+        ]
+        if self.uses_answer:
+            if inputs.answer is None:
+                raise ValueError("this scorer reads the edge's answer; none given")
+            if fit:
+                self.answer_vectorizer = _vectorizer()
+                blocks.append(self.answer_vectorizer.fit_transform(inputs.answer))
+            else:
+                assert self.answer_vectorizer is not None
+                blocks.append(self.answer_vectorizer.transform(inputs.answer))
+        if self.signal_names:
+            if inputs.signals is None or inputs.signals.shape[1] != len(self.signal_names):
+                raise ValueError(f"this scorer reads {len(self.signal_names)} signals")
+            if fit:
+                self.scaler = StandardScaler()
+                self.scaler.fit(inputs.signals)
+            assert self.scaler is not None
+            blocks.append(sparse.csr_matrix(self.scaler.transform(inputs.signals)))
+        return sparse.hstack(blocks, format="csr")
+
+    def fit(
+        self, inputs: Inputs, labels: npt.NDArray[np.bool_], weights: FloatArray | None = None
+    ) -> LinearScorer:
+        """Picks the regularisation by cross-validated AUROC, then fits and calibrates."""
+        features = self._features(inputs, fit=True)
+        y = labels.astype(int)
+        folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+        best = max(
+            REGULARISATION_GRID,
+            key=lambda c: _cross_validated_auroc(features, y, weights, c, folds),
+        )
+        self.regularisation = best
+        self.classifier = CalibratedClassifierCV(
+            LogisticRegression(C=best, max_iter=5000), method="sigmoid", cv=folds,
+            ensemble=False,
+        )
+        self.classifier.fit(features, y, sample_weight=weights)
+        return self
+
+    def predict(self, inputs: Inputs) -> FloatArray:
+        if self.classifier is None:
+            raise RuntimeError("fit the scorer first")
+        probabilities: FloatArray = self.classifier.predict_proba(
+            self._features(inputs, fit=False)
+        )[:, 1]
+        return probabilities
+
+
+def _cross_validated_auroc(
+    features: sparse.csr_matrix,
+    y: npt.NDArray[np.int_],
+    weights: FloatArray | None,
+    regularisation: float,
+    folds: StratifiedKFold,
+) -> float:
+    scores = []
+    for train, test in folds.split(features, y):
+        model = LogisticRegression(C=regularisation, max_iter=5000)
+        model.fit(features[train], y[train], None if weights is None else weights[train])
+        scores.append(roc_auc_score(y[test], model.decision_function(features[test])))
+    return float(np.mean(scores))

@@ -1,0 +1,171 @@
+"""The policy at run time: a policy directory loaded into onnxruntime sessions.
+
+A policy directory (written by `sllm learn`, format in docs/learning.md) holds
+policy.json (thresholds, model files, training-data hash, validation metrics),
+scorer.onnx (query text -> p_edge_ok, used before generation) and optionally
+cascade.onnx (query, edge answer and signals -> p_edge_ok, used after the edge answered).
+`Policy.load` checks all of it up front, so a bad directory fails there with a message
+that says what is wrong, never in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from router.signals import EdgeSignals, signal_vector, unknown_signals
+
+MANIFEST = "policy.json"
+OUTPUT = "p_edge_ok"
+
+
+class PolicyError(ValueError):
+    """A policy directory that cannot be used; the message says what to fix."""
+
+
+class ScorerFile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    file: str = Field(min_length=1)
+    description: str = ""
+
+
+class CascadeFile(ScorerFile):
+    signals: tuple[str, ...] = ()
+
+
+class PolicyManifest(BaseModel):
+    """policy.json. Unknown keys are kept, so a newer learner's extras do not break loading."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    format: Literal[1]
+    version: str = Field(min_length=1)
+    created_at: str
+    pre_generation_threshold: float = Field(ge=0.0, le=1.0)
+    cascade_threshold: float = Field(ge=0.0, le=1.0)
+    scorer: ScorerFile
+    cascade: CascadeFile | None = None
+    training_data_sha256: str = ""
+    validation: dict[str, Any] = Field(default_factory=dict)
+
+
+def default_policy_dir() -> Path:
+    """The policy shipped with sllm (router/default_policy/, README there says how it was made)."""
+    return Path(__file__).resolve().parent / "default_policy"
+
+
+def _session(directory: Path, name: str, expected_inputs: dict[str, str]) -> ort.InferenceSession:
+    path = (directory / name).resolve()
+    if directory.resolve() not in path.parents:
+        raise PolicyError(f"{directory}: model file {name!r} must be inside the policy directory")
+    if not path.is_file():
+        raise PolicyError(f"{directory}: model file {name!r} named in {MANIFEST} is missing")
+    options = ort.SessionOptions()
+    # Tiny graphs: one thread avoids the thread-pool hand-off that dominates their run time.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own untyped errors
+        raise PolicyError(f"{path}: not a model onnxruntime can run: {error}") from error
+    inputs = {i.name: i.type for i in session.get_inputs()}
+    if inputs != expected_inputs:
+        raise PolicyError(
+            f"{path}: inputs are {inputs}, expected {expected_inputs} (see docs/learning.md)"
+        )
+    if OUTPUT not in {o.name for o in session.get_outputs()}:
+        raise PolicyError(f"{path}: has no output {OUTPUT!r}")
+    return session
+
+
+def _text(value: str) -> np.ndarray[Any, np.dtype[np.object_]]:
+    return np.array([[value]], dtype=object)
+
+
+class Policy:
+    """One loaded, immutable policy; safe to share between concurrent requests."""
+
+    def __init__(
+        self,
+        directory: Path,
+        manifest: PolicyManifest,
+        scorer: ort.InferenceSession,
+        cascade: ort.InferenceSession | None,
+    ) -> None:
+        self.directory = directory
+        self.manifest = manifest
+        self._scorer = scorer
+        self._cascade = cascade
+        self.loaded_at = time.time()
+
+    @classmethod
+    def load(cls, directory: Path | str) -> Policy:
+        directory = Path(directory)
+        try:
+            raw = (directory / MANIFEST).read_text(encoding="utf-8")
+        except OSError as error:
+            raise PolicyError(f"{directory}: cannot read {MANIFEST}: {error}") from error
+        try:
+            manifest = PolicyManifest.model_validate_json(raw)
+        except ValidationError as error:
+            raise PolicyError(f"{directory / MANIFEST}: invalid: {error}") from error
+        scorer = _session(directory, manifest.scorer.file, {"text": "tensor(string)"})
+        cascade = None
+        if manifest.cascade is not None:
+            unknown = unknown_signals(manifest.cascade.signals)
+            if unknown:
+                raise PolicyError(f"{directory / MANIFEST}: unknown cascade signals {unknown}")
+            expected = {"text": "tensor(string)", "answer": "tensor(string)"}
+            if manifest.cascade.signals:
+                expected["signals"] = "tensor(float)"
+            cascade = _session(directory, manifest.cascade.file, expected)
+        policy = cls(directory, manifest, scorer, cascade)
+        policy.p_edge_ok("")  # a model that loads but cannot score fails here, not later
+        return policy
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def pre_generation_threshold(self) -> float:
+        return self.manifest.pre_generation_threshold
+
+    @property
+    def cascade_threshold(self) -> float:
+        return self.manifest.cascade_threshold
+
+    @property
+    def scorer_description(self) -> str:
+        return self.manifest.scorer.description or self.manifest.scorer.file
+
+    @property
+    def has_cascade(self) -> bool:
+        return self._cascade is not None
+
+    @property
+    def cascade_signals(self) -> tuple[str, ...]:
+        return () if self.manifest.cascade is None else self.manifest.cascade.signals
+
+    def p_edge_ok(self, query_text: str) -> float:
+        """Before generation: the probability that the edge's answer will be acceptable."""
+        (scores,) = self._scorer.run([OUTPUT], {"text": _text(query_text)})
+        return float(scores[0])
+
+    def p_edge_ok_after(self, query_text: str, answer: str, signals: EdgeSignals) -> float:
+        """After the edge answered. Without a cascade model, the edge's own confidence."""
+        if self._cascade is None:
+            return float(signals.confidence_score)
+        feeds: dict[str, Any] = {"text": _text(query_text), "answer": _text(answer)}
+        if self.cascade_signals:
+            vector = signal_vector(self.cascade_signals, query=query_text, answer=answer,
+                                   edge=signals)
+            feeds["signals"] = vector.reshape(1, -1)
+        (scores,) = self._cascade.run([OUTPUT], feeds)
+        return float(scores[0])
