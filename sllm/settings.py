@@ -103,6 +103,23 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     edge: EdgeSettings = EdgeSettings()
     cloud: CloudSettings = CloudSettings()
+    # The token cap of a DIRECT answer; STEP_BY_STEP uses the request's max_tokens.
+    direct_max_tokens: int = Field(default=48, ge=1)
+    # Answer formats for which reasoning first is worth its time, when the budget allows.
+    step_by_step_formats: list[Literal["FREE_TEXT", "NUMBER", "CHOICE_LETTER", "YES_NO"]] = [
+        "NUMBER",
+        "CHOICE_LETTER",
+    ]
+    # Cloud latency assumed until the first calls are measured.
+    cloud_ttft_ms_prior: float = Field(default=800.0, gt=0)
+    cloud_ms_per_token_prior: float = Field(default=40.0, gt=0)
+    # Longest accepted prompt, over all messages, in characters.
+    max_prompt_chars: int = Field(default=32_000, ge=1)
+    # Outcome-log rows waiting for the writer; beyond it rows are dropped (and counted).
+    outcome_queue_size: int = Field(default=10_000, ge=1)
+    # How often health (edge reachable, cloud breaker) and the policy dir are re-checked.
+    health_interval_s: float = Field(default=2.0, gt=0)
+    policy_reload_interval_s: float = Field(default=5.0, ge=0)
     router: RouterSettings = RouterSettings()
 
     @classmethod

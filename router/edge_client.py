@@ -1,0 +1,123 @@
+"""The router's view of the edge worker: its gRPC API, as plain Python."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from router.policy import ReasoningMode
+from router.query import AnswerFormat
+from sllm.chat import ChatMessage
+from sllm.v1 import common_pb2, edge_pb2, edge_pb2_grpc
+
+_ROLES = {
+    "system": common_pb2.ROLE_SYSTEM,
+    "user": common_pb2.ROLE_USER,
+    "assistant": common_pb2.ROLE_ASSISTANT,
+}
+_MODES = {
+    "DIRECT": common_pb2.REASONING_MODE_DIRECT,
+    "STEP_BY_STEP": common_pb2.REASONING_MODE_STEP_BY_STEP,
+}
+_FORMATS = {
+    "FREE_TEXT": common_pb2.ANSWER_FORMAT_FREE_TEXT,
+    "NUMBER": common_pb2.ANSWER_FORMAT_NUMBER,
+    "CHOICE_LETTER": common_pb2.ANSWER_FORMAT_CHOICE_LETTER,
+    "YES_NO": common_pb2.ANSWER_FORMAT_YES_NO,
+}
+
+
+class EdgeError(Exception):
+    """The edge could not answer (down, overloaded, out of time, or a broken stream)."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeCall:
+    messages: list[ChatMessage]
+    reasoning_mode: ReasoningMode
+    max_tokens: int
+    time_budget_ms: int
+    answer_format: AnswerFormat
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeAnswer:
+    """The edge's summary; `summary` keeps every signal for the cascade scorer and the log."""
+
+    summary: edge_pb2.EdgeSummary
+
+    @property
+    def text(self) -> str:
+        return self.summary.text
+
+    @property
+    def exit_reason(self) -> str:
+        return common_pb2.ExitReason.Name(self.summary.exit_reason).removeprefix("EXIT_REASON_")
+
+    @property
+    def collapsed(self) -> bool:
+        return self.summary.escalate
+
+
+def _request(call: EdgeCall) -> edge_pb2.EdgeGenerateRequest:
+    return edge_pb2.EdgeGenerateRequest(
+        messages=[
+            common_pb2.ChatMessage(role=_ROLES[m.role], content=m.content) for m in call.messages
+        ],
+        reasoning_mode=_MODES[call.reasoning_mode],
+        max_tokens=call.max_tokens,
+        time_budget_ms=max(1, call.time_budget_ms),
+        answer_format=_FORMATS[call.answer_format],
+        request_id=call.request_id,
+    )
+
+
+class EdgeClient:
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._channel = grpc.aio.insecure_channel(target)
+        self._stub = edge_pb2_grpc.EdgeWorkerStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def generate(
+        self, call: EdgeCall, *, timeout_s: float
+    ) -> AsyncIterator[str | EdgeAnswer]:
+        """Yields text deltas, then the `EdgeAnswer`; raises `EdgeError` on any failure."""
+        stream = self._stub.Generate(_request(call), timeout=max(timeout_s, 0.001))
+        try:
+            async for event in stream:
+                if event.HasField("delta"):
+                    yield event.delta.text
+                else:
+                    yield EdgeAnswer(event.summary)
+                    return
+        except grpc.aio.AioRpcError as error:
+            raise EdgeError(
+                f"edge {error.code().name}: {error.details()}", code=error.code().name
+            ) from error
+        finally:
+            stream.cancel()
+        raise EdgeError("the edge stream ended without a summary", code="INTERNAL")
+
+    async def info(self, *, timeout_s: float = 2.0) -> edge_pb2.EdgeInfo:
+        return await self._stub.Info(edge_pb2.EdgeInfoRequest(), timeout=timeout_s)
+
+    async def healthy(self, *, timeout_s: float = 1.0) -> bool:
+        try:
+            reply = await self._health.Check(
+                health_pb2.HealthCheckRequest(service="sllm.v1.EdgeWorker"), timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def aclose(self) -> None:
+        await self._channel.close(grace=None)

@@ -1,0 +1,93 @@
+"""Latency estimators per tier, updated online from every call.
+
+Each rate is an exponentially weighted moving average, so the estimate follows a machine
+that slows down under load (or a cloud that speeds up) within a few calls, while one
+outlier moves it only a little.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+_ALPHA = 0.2
+
+
+@dataclass
+class _Ewma:
+    value: float
+
+    def update(self, sample: float) -> None:
+        self.value += _ALPHA * (sample - self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeEstimate:
+    """The edge's expected time for one prompt: a fixed part, then a cost per token."""
+
+    overhead_ms: float  # queue wait + prefill
+    ms_per_token: float
+
+    def ms(self, completion_tokens: int) -> float:
+        return self.overhead_ms + completion_tokens * self.ms_per_token
+
+    def tokens_within(self, time_ms: float) -> int:
+        return max(0, int((time_ms - self.overhead_ms) / self.ms_per_token))
+
+
+class EdgeLatency:
+    """Edge time = queue wait + prefill (ms per prompt token) + decode (ms per token)."""
+
+    def __init__(self, *, prefill_tokens_per_s: float, decode_tokens_per_s: float) -> None:
+        self._lock = threading.Lock()
+        self._queue_ms = _Ewma(0.0)
+        self._prefill_ms_per_token = _Ewma(1000.0 / max(prefill_tokens_per_s, 1e-3))
+        self._decode_ms_per_token = _Ewma(1000.0 / max(decode_tokens_per_s, 1e-3))
+
+    def estimate(self, prompt_tokens: int) -> EdgeEstimate:
+        with self._lock:
+            return EdgeEstimate(
+                overhead_ms=self._queue_ms.value + prompt_tokens * self._prefill_ms_per_token.value,
+                ms_per_token=self._decode_ms_per_token.value,
+            )
+
+    def observe(
+        self,
+        *,
+        queue_ms: float,
+        prefill_ms: float,
+        decode_ms: float,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
+        with self._lock:
+            self._queue_ms.update(queue_ms)
+            if prompt_tokens > 0:
+                self._prefill_ms_per_token.update(prefill_ms / prompt_tokens)
+            if completion_tokens > 1:
+                self._decode_ms_per_token.update(decode_ms / completion_tokens)
+
+
+class CloudLatency:
+    """Cloud time = time to first token + ms per further token."""
+
+    def __init__(self, *, ttft_ms: float, ms_per_token: float) -> None:
+        self._lock = threading.Lock()
+        self._ttft_ms = _Ewma(ttft_ms)
+        self._ms_per_token = _Ewma(ms_per_token)
+
+    def estimate_ms(self, completion_tokens: int) -> float:
+        with self._lock:
+            return self._ttft_ms.value + completion_tokens * self._ms_per_token.value
+
+    def observe(self, *, latency_ms: float, ttft_ms: float | None, completion_tokens: int) -> None:
+        with self._lock:
+            first = ttft_ms if ttft_ms is not None else latency_ms
+            self._ttft_ms.update(first)
+            if completion_tokens > 1 and ttft_ms is not None:
+                self._ms_per_token.update((latency_ms - ttft_ms) / (completion_tokens - 1))
+
+
+def estimate_tokens(text: str) -> int:
+    """A fast prompt-length estimate (about 4 characters per token for English BPE)."""
+    return len(text) // 4 + 1

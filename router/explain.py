@@ -1,0 +1,26 @@
+"""The decision's reason in one plain sentence, from the facts the policy used."""
+
+from __future__ import annotations
+
+from router.policy import Plan, Verdict
+from router.record import Route
+
+_TIER = {"EDGE": "the edge", "CLOUD": "the cloud"}
+
+
+def reason(
+    route: Route,
+    plan: Plan,
+    verdict: Verdict | None,
+    *,
+    edge_error: str = "",
+    cloud_error: str = "",
+) -> str:
+    parts = [f"{plan.why}, so {_TIER[plan.first]} answered first"]
+    if plan.first == "EDGE" and plan.cloud_blocker is None and verdict is None and edge_error:
+        parts.append(f"the edge failed ({edge_error}), so the cloud answered")
+    if verdict is not None:
+        parts.append(verdict.why)
+    if route == "EDGE_FALLBACK":
+        parts.append(f"the cloud failed ({cloud_error}), so the edge answer is returned degraded")
+    return f"{route}: " + "; ".join(parts) + "."

@@ -1,0 +1,40 @@
+"""Prometheus metrics of the router (all prefixed `sllm_router_`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "sllm_router_requests_total", "Routed queries by route and reasoning mode", ["route", "mode"]
+)
+FAILURES = Counter(
+    "sllm_router_failures_total", "Queries that got no answer, by gRPC status", ["code"]
+)
+ESCALATIONS = Counter(
+    "sllm_router_escalations_total", "Edge answers escalated to the cloud after the edge ran"
+)
+DEADLINE_MISSES = Counter(
+    "sllm_router_deadline_misses_total", "Queries answered after their latency budget"
+)
+COST = Counter("sllm_router_cost_usd_total", "Cloud spend in US dollars", ["tenant"])
+DECISION_SECONDS = Histogram(
+    "sllm_router_decision_seconds",
+    "Time to decide (features, scorer, budget, policy) before any tier runs",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),
+)
+REQUEST_SECONDS = Histogram(
+    "sllm_router_request_seconds",
+    "Total time per routed query",
+    ["route"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+P_EDGE_OK = Histogram(
+    "sllm_router_p_edge_ok",
+    "Pre-generation p_edge_ok of routed queries",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+OUTCOME_ROWS_DROPPED = Counter(
+    "sllm_router_outcome_rows_dropped_total", "Outcome-log rows dropped (writer behind or failed)"
+)
+TIER_AVAILABLE = Gauge("sllm_router_tier_available", "1 when the tier can take queries", ["tier"])
+POLICY_LOADS = Counter("sllm_router_policy_loads_total", "Policy loads by result", ["result"])

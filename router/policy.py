@@ -1,0 +1,172 @@
+"""The routing decision as pure functions of scores, thresholds, budget and hints.
+
+`plan` decides before generation (which tier first, reasoning mode, token cap);
+`judge_edge` decides after an edge attempt (accept or escalate). Neither does I/O, so
+every branch is testable with plain numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from router.estimators import EdgeEstimate
+from router.query import Query
+
+Tier = Literal["EDGE", "CLOUD"]
+ReasoningMode = Literal["DIRECT", "STEP_BY_STEP"]
+
+
+class NoRoute(Exception):
+    """Neither tier may answer this query; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    """What the router knows before generation."""
+
+    p_edge_ok: float
+    pre_generation_threshold: float
+    remaining_ms: float
+    edge: EdgeEstimate
+    est_cloud_ms: float
+    est_cloud_cost_usd: float
+    tenant_remaining_usd: float | None
+    edge_available: bool
+    cloud_available: bool
+    direct_max_tokens: int
+    step_by_step_worth: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    first: Tier
+    # After an edge attempt the cloud may still answer (escalation or, cloud first, fallback).
+    other_tier_allowed: bool
+    reasoning_mode: ReasoningMode
+    edge_max_tokens: int
+    edge_time_budget_ms: float
+    # Why the first tier was chosen, as a clause of the decision's reason.
+    why: str
+    # Why the cloud may not be used, when it may not.
+    cloud_blocker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    escalate: bool
+    low_confidence: bool
+    why: str
+
+
+def cloud_blocker(query: Query, s: Situation) -> str | None:
+    """Why the cloud may not answer this query, or None when it may."""
+    if query.local_only:
+        return "the query is local_only"
+    if query.route_hint == "EDGE_ONLY":
+        return "the route hint is EDGE_ONLY"
+    if not s.cloud_available:
+        return "the cloud's circuit breaker is open"
+    if query.cost_ceiling_usd is not None and s.est_cloud_cost_usd > query.cost_ceiling_usd:
+        return (
+            f"the cloud's estimated cost ${s.est_cloud_cost_usd:.6f} exceeds the cost "
+            f"ceiling ${query.cost_ceiling_usd:.6f}"
+        )
+    if s.tenant_remaining_usd is not None and s.tenant_remaining_usd <= 0:
+        return f"tenant {query.tenant!r} has spent its cloud budget for this window"
+    if s.est_cloud_ms > s.remaining_ms:
+        return (
+            f"the cloud needs about {s.est_cloud_ms:.0f} ms and only {s.remaining_ms:.0f} ms remain"
+        )
+    return None
+
+
+def _edge_blocker(query: Query, s: Situation) -> str | None:
+    if query.route_hint == "CLOUD_ONLY":
+        return "the route hint is CLOUD_ONLY"
+    if not s.edge_available:
+        return "the edge worker is unavailable"
+    return None
+
+
+def _edge_shape(query: Query, s: Situation, time_ms: float) -> tuple[ReasoningMode, int]:
+    """STEP_BY_STEP when it is worth it for the format and its token cap fits the time."""
+    if s.step_by_step_worth and s.edge.ms(query.max_tokens) <= time_ms:
+        return "STEP_BY_STEP", query.max_tokens
+    cap = min(s.direct_max_tokens, query.max_tokens, s.edge.tokens_within(time_ms))
+    return "DIRECT", max(1, cap)
+
+
+def plan(query: Query, s: Situation) -> Plan:
+    """Decides which tier answers first, and how deeply the edge may think."""
+    no_cloud = cloud_blocker(query, s)
+    no_edge = _edge_blocker(query, s)
+    if no_cloud is not None and no_edge is not None:
+        raise NoRoute(f"no tier can answer: {no_edge}, and {no_cloud}")
+    below = s.p_edge_ok < s.pre_generation_threshold
+    if no_edge is not None or (below and no_cloud is None):
+        why = no_edge or (
+            f"p_edge_ok {s.p_edge_ok:.2f} is below the pre-generation threshold "
+            f"{s.pre_generation_threshold:.2f}"
+        )
+        mode, cap = _edge_shape(query, s, s.remaining_ms)
+        return Plan(
+            first="CLOUD",
+            other_tier_allowed=no_edge is None,
+            reasoning_mode=mode,
+            edge_max_tokens=cap,
+            edge_time_budget_ms=s.remaining_ms,
+            why=why,
+            cloud_blocker=None,
+        )
+    # Keep time for an escalation when the edge can still answer in what is left.
+    edge_time = s.remaining_ms
+    if no_cloud is None and s.edge.ms(1) <= s.remaining_ms - s.est_cloud_ms:
+        edge_time = s.remaining_ms - s.est_cloud_ms
+    mode, cap = _edge_shape(query, s, edge_time)
+    why = no_cloud or (
+        f"p_edge_ok {s.p_edge_ok:.2f} meets the pre-generation threshold "
+        f"{s.pre_generation_threshold:.2f}"
+    )
+    return Plan(
+        first="EDGE",
+        other_tier_allowed=no_cloud is None,
+        reasoning_mode=mode,
+        edge_max_tokens=cap,
+        edge_time_budget_ms=edge_time,
+        why=why,
+        cloud_blocker=no_cloud,
+    )
+
+
+def judge_edge(
+    *,
+    collapsed: bool,
+    p_edge_ok_after: float,
+    cascade_threshold: float,
+    cloud_blocker_now: str | None,
+) -> Verdict:
+    """After the edge answered: keep its answer, or escalate to the cloud."""
+    if collapsed:
+        doubt = "the edge's confidence collapsed"
+    elif p_edge_ok_after < cascade_threshold:
+        doubt = (
+            f"the cascade score {p_edge_ok_after:.2f} is below the cascade threshold "
+            f"{cascade_threshold:.2f}"
+        )
+    else:
+        return Verdict(
+            escalate=False,
+            low_confidence=False,
+            why=(
+                f"the cascade score {p_edge_ok_after:.2f} meets the cascade threshold "
+                f"{cascade_threshold:.2f}"
+            ),
+        )
+    if cloud_blocker_now is not None:
+        return Verdict(
+            escalate=False,
+            low_confidence=True,
+            why=f"{doubt}, but {cloud_blocker_now}, so the edge answer stands with low confidence",
+        )
+    return Verdict(escalate=True, low_confidence=False, why=f"{doubt}, so it escalated")

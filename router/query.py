@@ -1,0 +1,39 @@
+"""A routing request as plain Python: what the pipeline works on once validated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sllm.chat import ChatMessage
+
+RouteHint = Literal["AUTO", "EDGE_ONLY", "CLOUD_ONLY"]
+AnswerFormat = Literal["FREE_TEXT", "NUMBER", "CHOICE_LETTER", "YES_NO"]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    messages: Sequence[ChatMessage]
+    max_tokens: int
+    # None: take the gRPC deadline, else the configured default.
+    latency_budget_ms: int | None
+    cost_ceiling_usd: float | None
+    route_hint: RouteHint
+    local_only: bool
+    answer_format: AnswerFormat
+    tenant: str
+    client_request_id: str
+
+    @property
+    def text(self) -> str:
+        """The question the scorer judges: the last user message (system prompts aside)."""
+        return next(m.content for m in reversed(self.messages) if m.role == "user")
+
+    @property
+    def may_use_cloud(self) -> bool:
+        return not self.local_only and self.route_hint != "EDGE_ONLY"
+
+    @property
+    def may_use_edge(self) -> bool:
+        return self.route_hint != "CLOUD_ONLY"

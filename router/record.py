@@ -1,0 +1,71 @@
+"""The result of routing one query and its decision record, as plain Python."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from router.edge_client import EdgeAnswer
+from router.policy import ReasoningMode
+
+Route = Literal["EDGE", "CLOUD", "EDGE_THEN_CLOUD", "EDGE_FALLBACK"]
+BudgetSource = Literal["request", "grpc_deadline", "default"]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSeen:
+    latency_budget_ms: float
+    latency_budget_source: BudgetSource
+    cost_ceiling_usd: float | None
+    tenant_budget_remaining_usd: float | None
+    est_edge_direct_ms: float
+    est_edge_step_by_step_ms: float
+    est_cloud_ms: float
+    est_cloud_cost_usd: float
+
+
+@dataclass(slots=True)
+class Timings:
+    decision_ms: float = 0.0
+    edge_ms: float = 0.0
+    cloud_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class DecisionRecord:
+    p_edge_ok: float
+    pre_generation_threshold: float
+    cascade_threshold: float
+    budget: BudgetSeen
+    policy_version: str
+    edge_max_tokens: int
+    p_edge_ok_after: float | None = None
+    reason: str = ""
+    timings: Timings = field(default_factory=Timings)
+    cost_usd: float = 0.0
+    low_confidence: bool = False
+    cloud_error: str = ""
+    edge_error: str = ""
+
+    @property
+    def difficulty(self) -> float:
+        return 1.0 - self.p_edge_ok
+
+
+@dataclass(frozen=True, slots=True)
+class RouteResult:
+    request_id: str
+    text: str
+    final_answer: str
+    route: Route
+    # The edge's mode when the edge's answer is returned; None for a cloud answer.
+    reasoning_mode: ReasoningMode | None
+    degraded: bool
+    decision: DecisionRecord
+    prompt_tokens: int
+    completion_tokens: int
+    # What each tier said, when it ran (the edge's answer even when it was not returned).
+    edge: EdgeAnswer | None
+    cloud_text: str | None
+    cloud_model: str | None

@@ -1,0 +1,131 @@
+"""Request validation: a `RouteRequest` becomes a `Query`, or a message saying what to fix."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TypeVar
+
+from router.query import AnswerFormat, Query, RouteHint
+from sllm.chat import ChatMessage, Role
+from sllm.settings import RouterSettings
+from sllm.v1 import common_pb2, router_pb2
+
+_ROLES: dict[int, Role] = {
+    common_pb2.ROLE_SYSTEM: "system",
+    common_pb2.ROLE_USER: "user",
+    common_pb2.ROLE_ASSISTANT: "assistant",
+}
+_HINTS: dict[int, RouteHint] = {
+    router_pb2.ROUTE_HINT_AUTO: "AUTO",
+    router_pb2.ROUTE_HINT_EDGE_ONLY: "EDGE_ONLY",
+    router_pb2.ROUTE_HINT_CLOUD_ONLY: "CLOUD_ONLY",
+}
+_FORMATS: dict[int, AnswerFormat] = {
+    common_pb2.ANSWER_FORMAT_UNSPECIFIED: "FREE_TEXT",
+    common_pb2.ANSWER_FORMAT_FREE_TEXT: "FREE_TEXT",
+    common_pb2.ANSWER_FORMAT_NUMBER: "NUMBER",
+    common_pb2.ANSWER_FORMAT_CHOICE_LETTER: "CHOICE_LETTER",
+    common_pb2.ANSWER_FORMAT_YES_NO: "YES_NO",
+}
+_TENANT = re.compile(r"[A-Za-z0-9._:-]{0,64}")
+MAX_TOKENS_LIMIT = 8192
+T = TypeVar("T")
+MAX_CLIENT_REQUEST_ID = 128
+
+
+class InvalidRequest(ValueError):
+    """The request cannot be served as sent; the message says what to fix."""
+
+
+def _messages(request: router_pb2.RouteRequest, max_chars: int) -> list[ChatMessage]:
+    if not request.messages:
+        raise InvalidRequest("messages is empty: send at least one user message")
+    messages = []
+    for i, message in enumerate(request.messages):
+        role = _ROLES.get(message.role)
+        if role is None:
+            raise InvalidRequest(
+                f"messages[{i}].role is {message.role}: use ROLE_SYSTEM, ROLE_USER "
+                "or ROLE_ASSISTANT"
+            )
+        if "\x00" in message.content:
+            raise InvalidRequest(f"messages[{i}].content contains a NUL character")
+        messages.append(ChatMessage(role=role, content=message.content))
+    if messages[-1].role != "user" or not messages[-1].content.strip():
+        raise InvalidRequest("the last message must be a non-empty ROLE_USER message")
+    total = sum(len(m.content) for m in messages)
+    if total > max_chars:
+        raise InvalidRequest(f"the prompt is {total} characters long; the limit is {max_chars}")
+    return messages
+
+
+def _max_tokens(request: router_pb2.RouteRequest, default: int) -> int:
+    if not request.HasField("max_tokens"):
+        return default
+    if not 0 < request.max_tokens <= MAX_TOKENS_LIMIT:
+        raise InvalidRequest(
+            f"max_tokens is {request.max_tokens}: it must be between 1 and {MAX_TOKENS_LIMIT}"
+        )
+    return request.max_tokens
+
+
+def _latency_budget_ms(request: router_pb2.RouteRequest) -> int | None:
+    if not request.HasField("latency_budget_ms"):
+        return None
+    if request.latency_budget_ms <= 0:
+        raise InvalidRequest(
+            f"latency_budget_ms is {request.latency_budget_ms}: it must be > 0 (or absent)"
+        )
+    return request.latency_budget_ms
+
+
+def _cost_ceiling_usd(request: router_pb2.RouteRequest) -> float | None:
+    if not request.HasField("cost_ceiling_usd"):
+        return None
+    ceiling = request.cost_ceiling_usd
+    if not math.isfinite(ceiling) or ceiling < 0:
+        raise InvalidRequest(f"cost_ceiling_usd is {ceiling}: it must be a finite number >= 0")
+    return ceiling
+
+
+def _enum(table: dict[int, T], value: int, field: str) -> T:
+    if value not in table:
+        raise InvalidRequest(f"{field} is {value}, which is not a known value")
+    return table[value]
+
+
+def to_query(request: router_pb2.RouteRequest, settings: RouterSettings) -> Query:
+    """Checks every field; raises `InvalidRequest` naming the first one that is wrong."""
+    messages = _messages(request, settings.max_prompt_chars)
+    route_hint = _enum(_HINTS, request.route_hint, "route_hint")
+    if request.local_only and route_hint == "CLOUD_ONLY":
+        raise InvalidRequest(
+            "local_only forbids the cloud but route_hint is ROUTE_HINT_CLOUD_ONLY: drop one"
+        )
+    if not _TENANT.fullmatch(request.tenant):
+        raise InvalidRequest(
+            "tenant must be at most 64 characters of letters, digits, '.', '_', ':' or '-'"
+        )
+    if len(request.client_request_id) > MAX_CLIENT_REQUEST_ID:
+        raise InvalidRequest(f"client_request_id is longer than {MAX_CLIENT_REQUEST_ID} characters")
+    return Query(
+        messages=messages,
+        max_tokens=_max_tokens(request, settings.default_max_tokens),
+        latency_budget_ms=_latency_budget_ms(request),
+        cost_ceiling_usd=_cost_ceiling_usd(request),
+        route_hint=route_hint,
+        local_only=request.local_only,
+        answer_format=_enum(_FORMATS, request.answer_format, "answer_format"),
+        tenant=request.tenant or "default",
+        client_request_id=request.client_request_id,
+    )
+
+
+def check_feedback(request: router_pb2.FeedbackRequest) -> None:
+    if not request.request_id:
+        raise InvalidRequest("request_id is empty: send the request_id the router returned")
+    if not (math.isfinite(request.score) and 0.0 <= request.score <= 1.0):
+        raise InvalidRequest(f"score is {request.score}: it must be in [0, 1]")
+    if len(request.source) > 64:
+        raise InvalidRequest("source is longer than 64 characters")
