@@ -56,6 +56,13 @@ class EdgeSettings(BaseModel):
     early_exit: EarlyExitDefaults = EarlyExitDefaults()
 
 
+class ModelPrice(BaseModel):
+    """US dollars per million tokens."""
+
+    input_per_mtok: float = Field(default=0.0, ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+
+
 class CloudSettings(BaseModel):
     base_url: str = "http://127.0.0.1:8081/v1"
     # Never logged. Falls back to OPENAI_API_KEY when unset.
@@ -64,6 +71,11 @@ class CloudSettings(BaseModel):
     # US dollars per million tokens, for cost accounting.
     price_input_per_mtok: float = Field(default=0.0, ge=0)
     price_output_per_mtok: float = Field(default=0.0, ge=0)
+    # Per-model prices, by the model name the endpoint reports (or a prefix of it, so that
+    # "gpt-4o" prices "gpt-4o-2024-08-06"); models not listed use the two prices above.
+    prices: dict[str, ModelPrice] = {}
+    # A call with less time than this left before its deadline is not started.
+    min_call_s: float = Field(default=0.05, ge=0)
     connect_timeout_s: float = Field(default=2.0, gt=0)
     request_timeout_s: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)

@@ -1,0 +1,461 @@
+"""The cloud client: chat completions from any OpenAI-compatible endpoint, within a deadline.
+
+Every call takes an absolute deadline (a `time.monotonic()` value). One that cannot finish
+by then is not started; each attempt's HTTP timeout is cut to the time left; retries
+(transient failures only) wait only when the next attempt still fits. A circuit breaker
+makes calls fail at once, with no I/O, while the endpoint is known to be down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import httpx2
+import openai
+import structlog
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+
+from cloud_adapter import metrics
+from cloud_adapter.breaker import BreakerOpen, BreakerState, CircuitBreaker
+from cloud_adapter.errors import (
+    CloudAuthError,
+    CloudBadRequest,
+    CloudDeadlineExceeded,
+    CloudError,
+    CloudModelNotFound,
+    CloudRateLimited,
+    CloudStreamBroken,
+    CloudUnavailable,
+)
+from cloud_adapter.pricing import cost_usd, price_for
+from cloud_adapter.result import CloudChunk, CloudResult
+from cloud_adapter.retrying import is_transient, retry_after_s, retrying
+from sllm.chat import ChatMessage
+from sllm.settings import CloudSettings
+
+T = TypeVar("T")
+
+log = structlog.get_logger("cloud_adapter.client")
+
+# Sent when no key is configured: local servers ignore it; real clouds answer 401.
+_NO_KEY = "sk-no-key-configured"
+
+
+def configured_api_key(settings: CloudSettings) -> str | None:
+    if settings.api_key is not None:
+        return settings.api_key.get_secret_value()
+    return os.environ.get("OPENAI_API_KEY")
+
+
+def _outcome_label(error: CloudError) -> str:
+    if isinstance(error, CloudUnavailable) and error.breaker_open:
+        return "breaker_open"
+    labels: dict[type[CloudError], str] = {
+        CloudUnavailable: "unavailable",
+        CloudRateLimited: "rate_limited",
+        CloudDeadlineExceeded: "deadline",
+        CloudModelNotFound: "model_not_found",
+        CloudBadRequest: "bad_request",
+        CloudAuthError: "auth",
+        CloudStreamBroken: "stream_broken",
+    }
+    return labels.get(type(error), "error")
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    return exc.message[:300]
+
+
+@dataclass
+class _Attempts:
+    count: int = 0
+
+
+@dataclass
+class _StreamState:
+    """What a stream has delivered so far."""
+
+    parts: list[str] = field(default_factory=list)
+    model: str = ""
+    finish_reason: str = ""
+    deltas: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    first_token_at: float | None = None
+
+    def absorb(self, chunk: ChatCompletionChunk) -> str:
+        """Records the chunk; returns its text delta."""
+        self.model = chunk.model or self.model
+        if chunk.usage is not None:
+            self.prompt_tokens = chunk.usage.prompt_tokens
+            self.completion_tokens = chunk.usage.completion_tokens
+        text = ""
+        for choice in chunk.choices[:1]:
+            text = choice.delta.content or ""
+            self.finish_reason = choice.finish_reason or self.finish_reason
+        if text:
+            self.parts.append(text)
+            self.deltas += 1
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+        return text
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+@dataclass
+class _OpenedStream:
+    stream: openai.AsyncStream[ChatCompletionChunk]
+    state: _StreamState
+    first_text: str
+
+
+class CloudClient:
+    """One endpoint (settings.base_url), one model, one breaker."""
+
+    def __init__(self, settings: CloudSettings) -> None:
+        self._settings = settings
+        self.endpoint = settings.base_url
+        self._breaker = CircuitBreaker(
+            self.endpoint,
+            failure_threshold=settings.breaker_failure_threshold,
+            cooldown_s=settings.breaker_cooldown_s,
+        )
+        self._openai = openai.AsyncOpenAI(
+            base_url=settings.base_url,
+            api_key=configured_api_key(settings) or _NO_KEY,
+            # Retries are ours (tenacity), so that they fit the deadline.
+            max_retries=0,
+            timeout=httpx2.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
+        )
+
+    @property
+    def model(self) -> str:
+        return self._settings.model
+
+    @property
+    def breaker_state(self) -> BreakerState:
+        return self._breaker.state
+
+    def estimate_cost(
+        self, prompt_tokens: int, completion_tokens: int, *, model: str | None = None
+    ) -> float:
+        """US dollars for that many tokens of `model` (default: the configured model)."""
+        price = price_for(self._settings, model or self._settings.model)
+        return cost_usd(price, prompt_tokens, completion_tokens)
+
+    async def aclose(self) -> None:
+        await self._openai.close()
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        deadline: float,
+        temperature: float = 0.0,
+    ) -> CloudResult:
+        started = time.monotonic()
+        wire = self._wire_messages(messages, max_tokens=max_tokens)
+
+        async def attempt(http_timeout: httpx2.Timeout) -> openai.types.chat.ChatCompletion:
+            return await self._openai.chat.completions.create(
+                model=self.model,
+                messages=wire,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=False,
+                timeout=http_timeout,
+            )
+
+        response, attempts = await self._call(attempt, deadline=deadline)
+        choice = response.choices[0] if response.choices else None
+        text = (choice.message.content or "") if choice else ""
+        usage = response.usage
+        result = self._result(
+            text=text,
+            model=response.model or self.model,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            estimated_completion_tokens=0,
+            messages=messages,
+            started=started,
+            first_token_at=None,
+            attempts=attempts,
+            finish_reason=(choice.finish_reason or "") if choice else "",
+        )
+        return result
+
+    async def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        deadline: float,
+        temperature: float = 0.0,
+    ) -> AsyncGenerator[CloudChunk, None]:
+        """Yields text deltas as they arrive, then one chunk with the whole `result`.
+
+        Failures before the first token are retried like `complete`; after it, the stream
+        is not restarted: CloudStreamBroken carries the partial text."""
+        started = time.monotonic()
+        wire = self._wire_messages(messages, max_tokens=max_tokens)
+
+        async def attempt(http_timeout: httpx2.Timeout) -> _OpenedStream:
+            stream = await self._openai.chat.completions.create(
+                model=self.model,
+                messages=wire,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=True,
+                # Usage in the last chunk, where the endpoint supports it (else estimated).
+                stream_options={"include_usage": True},
+                timeout=http_timeout,
+            )
+            state = _StreamState()
+            try:
+                # Read up to the first token inside the attempt, so that a stream that
+                # breaks before any text is retried like any other failed attempt.
+                while not (first_text := state.absorb(await anext(stream))):
+                    pass
+            except StopAsyncIteration:
+                first_text = ""
+            except BaseException:
+                await stream.close()
+                raise
+            return _OpenedStream(stream, state, first_text)
+
+        opened, attempts = await self._call(attempt, deadline=deadline)
+        state = opened.state
+        async with opened.stream:
+            if opened.first_text:
+                yield CloudChunk(text=opened.first_text)
+            while True:
+                try:
+                    async with asyncio.timeout(deadline - time.monotonic()):
+                        chunk = await anext(opened.stream)
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:
+                    raise self._broken(exc, state, isinstance(exc, TimeoutError)) from exc
+                if text := state.absorb(chunk):
+                    yield CloudChunk(text=text)
+        if not state.finish_reason:
+            raise self._broken(
+                ConnectionError("the stream ended without a finish reason"), state, False
+            )
+        result = self._result(
+            text=state.text,
+            model=state.model or self.model,
+            prompt_tokens=state.prompt_tokens,
+            completion_tokens=state.completion_tokens,
+            estimated_completion_tokens=state.deltas,
+            messages=messages,
+            started=started,
+            first_token_at=state.first_token_at,
+            attempts=attempts,
+            finish_reason=state.finish_reason,
+        )
+        yield CloudChunk(text="", result=result)
+
+    async def list_models(self, *, deadline: float) -> list[str]:
+        """The model names the endpoint offers (GET /models)."""
+
+        async def attempt(http_timeout: httpx2.Timeout) -> list[str]:
+            page = await self._openai.models.list(timeout=http_timeout)
+            return [model.id for model in page.data]
+
+        models, _ = await self._call(attempt, deadline=deadline)
+        return models
+
+    def _wire_messages(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int
+    ) -> list[ChatCompletionMessageParam]:
+        """The messages as the OpenAI API takes them, once the request is known to be sane."""
+        if not messages:
+            raise CloudBadRequest("no messages to send", endpoint=self.endpoint)
+        if max_tokens < 1:
+            raise CloudBadRequest(
+                f"max_tokens must be >= 1, got {max_tokens}", endpoint=self.endpoint
+            )
+        return [{"role": m.role, "content": m.content} for m in messages]  # type: ignore[misc]
+
+    async def _call(
+        self, attempt: Callable[[httpx2.Timeout], Awaitable[T]], *, deadline: float
+    ) -> tuple[T, int]:
+        """Runs `attempt` through the breaker, retries and deadline; typed errors out."""
+        attempts = _Attempts()
+        try:
+            left = deadline - time.monotonic()
+            if left < self._settings.min_call_s:
+                raise CloudDeadlineExceeded(
+                    f"not started: {max(left, 0) * 1000:.0f} ms left before the deadline",
+                    endpoint=self.endpoint,
+                )
+            policy = retrying(self._settings, deadline=deadline, endpoint=self.endpoint)
+            try:
+                value: T = await policy(self._attempt, attempt, deadline, attempts)
+            except CloudError:
+                raise
+            except Exception as exc:
+                raise self._typed(exc, deadline, attempts.count) from exc
+        except CloudError as error:
+            metrics.CALLS.labels(self.endpoint, _outcome_label(error)).inc()
+            log.warning(
+                "cloud.call_failed",
+                endpoint=self.endpoint,
+                error=type(error).__name__,
+                reason=str(error),
+                attempts=attempts.count,
+            )
+            raise
+        return value, attempts.count
+
+    async def _attempt(
+        self,
+        attempt: Callable[[httpx2.Timeout], Awaitable[T]],
+        deadline: float,
+        attempts: _Attempts,
+    ) -> T:
+        try:
+            self._breaker.before_call()
+        except BreakerOpen as exc:
+            raise CloudUnavailable(
+                f"circuit breaker open: {exc}", endpoint=self.endpoint, cause=exc, breaker_open=True
+            ) from exc
+        attempts.count += 1
+        metrics.ATTEMPTS.labels(self.endpoint).inc()
+        left = deadline - time.monotonic()
+        timeout = httpx2.Timeout(
+            min(self._settings.request_timeout_s, left),
+            connect=min(self._settings.connect_timeout_s, left),
+        )
+        try:
+            # The HTTP timeouts bound each read; this bounds the whole attempt.
+            async with asyncio.timeout(left):
+                value = await attempt(timeout)
+        except BaseException as exc:
+            if is_transient(exc):
+                self._breaker.record_failure()
+            elif isinstance(exc, openai.APIStatusError):
+                # It answered: the endpoint is up, whatever it thought of the request.
+                self._breaker.record_success()
+            else:
+                self._breaker.record_abandoned()
+            raise
+        self._breaker.record_success()
+        return value
+
+    def _typed(self, exc: Exception, deadline: float, attempts: int) -> CloudError:
+        endpoint = self.endpoint
+        tried = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
+        if isinstance(exc, TimeoutError | openai.APITimeoutError | httpx2.TimeoutException):
+            if deadline - time.monotonic() < self._settings.min_call_s:
+                return CloudDeadlineExceeded(
+                    f"deadline reached {tried}", endpoint=endpoint, cause=exc
+                )
+            return CloudUnavailable(f"timed out {tried}", endpoint=endpoint, cause=exc)
+        if isinstance(exc, openai.APIStatusError):
+            status, said = exc.status_code, _server_message(exc)
+            if status == 429:
+                return CloudRateLimited(
+                    f"rate limited {tried}: {said}",
+                    endpoint=endpoint,
+                    cause=exc,
+                    retry_after_s=retry_after_s(exc),
+                )
+            if status in (401, 403):
+                return CloudAuthError(f"HTTP {status}: {said}", endpoint=endpoint, cause=exc)
+            if status >= 500:
+                return CloudUnavailable(
+                    f"HTTP {status} {tried}: {said}", endpoint=endpoint, cause=exc
+                )
+            if status == 404 and "model" in said.lower():
+                return CloudModelNotFound(
+                    f"model {self.model!r} not found: {said}", endpoint=endpoint, cause=exc
+                )
+            return CloudBadRequest(f"HTTP {status}: {said}", endpoint=endpoint, cause=exc)
+        if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+            reason = exc.__cause__ or exc
+            return CloudUnavailable(
+                f"connection failed {tried}: {reason}", endpoint=endpoint, cause=exc
+            )
+        return CloudUnavailable(
+            f"unexpected answer {tried}: {type(exc).__name__}: {exc}", endpoint=endpoint, cause=exc
+        )
+
+    def _broken(self, exc: BaseException, state: _StreamState, deadline_cut: bool) -> CloudError:
+        # A stream cut by our own deadline says nothing against the endpoint.
+        if not deadline_cut:
+            self._breaker.record_failure()
+        reason = "deadline reached" if deadline_cut else f"{type(exc).__name__}: {exc}"
+        error = CloudStreamBroken(
+            f"stream broke after {len(state.text)} characters: {reason}",
+            endpoint=self.endpoint,
+            cause=exc,
+            partial_text=state.text,
+        )
+        metrics.CALLS.labels(self.endpoint, _outcome_label(error)).inc()
+        log.warning("cloud.stream_broken", endpoint=self.endpoint, reason=reason)
+        return error
+
+    def _result(
+        self,
+        *,
+        text: str,
+        model: str,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        estimated_completion_tokens: int,
+        messages: Sequence[ChatMessage],
+        started: float,
+        first_token_at: float | None,
+        attempts: int,
+        finish_reason: str,
+    ) -> CloudResult:
+        estimated = prompt_tokens is None or completion_tokens is None
+        if prompt_tokens is None:
+            prompt_tokens = sum(len(m.content) for m in messages) // 4
+        if completion_tokens is None:
+            completion_tokens = estimated_completion_tokens or len(text) // 4
+        now = time.monotonic()
+        result = CloudResult(
+            text=text,
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=self.estimate_cost(prompt_tokens, completion_tokens, model=model),
+            latency_ms=(now - started) * 1000,
+            ttft_ms=(first_token_at - started) * 1000 if first_token_at is not None else None,
+            attempts=attempts,
+            finish_reason=finish_reason,
+            usage_estimated=estimated,
+        )
+        metrics.CALLS.labels(self.endpoint, "ok").inc()
+        metrics.LATENCY.labels(self.endpoint).observe(now - started)
+        if result.ttft_ms is not None:
+            metrics.TTFT.labels(self.endpoint).observe(result.ttft_ms / 1000)
+        metrics.TOKENS.labels(self.endpoint, "prompt").inc(prompt_tokens)
+        metrics.TOKENS.labels(self.endpoint, "completion").inc(completion_tokens)
+        metrics.COST.labels(self.endpoint).inc(result.cost_usd)
+        log.info(
+            "cloud.call",
+            endpoint=self.endpoint,
+            model=model,
+            attempts=attempts,
+            latency_ms=round(result.latency_ms, 1),
+            ttft_ms=round(result.ttft_ms, 1) if result.ttft_ms is not None else None,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=result.cost_usd,
+            usage_estimated=estimated,
+            finish_reason=finish_reason,
+        )
+        return result
