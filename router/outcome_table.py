@@ -101,6 +101,7 @@ def write_table(rows: Iterable[OutcomeRow], path: Path) -> int:
                 out.write(row_to_json(row))
                 out.write("\n")
                 count += 1
+        os.chmod(tmp_name, 0o644)  # mkstemp's 0600 is for the half-written file only
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -11,10 +11,12 @@ that says what is wrong, never in the middle of a request.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -86,6 +88,10 @@ def _session(directory: Path, name: str, expected_inputs: dict[str, str]) -> ort
 
 def _text(value: str) -> np.ndarray[Any, np.dtype[np.object_]]:
     return np.array([[value]], dtype=object)
+
+
+def _texts(values: Sequence[str]) -> np.ndarray[Any, np.dtype[np.object_]]:
+    return np.array(values, dtype=object).reshape(-1, 1)
 
 
 class Policy:
@@ -164,8 +170,38 @@ class Policy:
             return float(signals.confidence_score)
         feeds: dict[str, Any] = {"text": _text(query_text), "answer": _text(answer)}
         if self.cascade_signals:
-            vector = signal_vector(self.cascade_signals, query=query_text, answer=answer,
-                                   edge=signals)
+            vector = signal_vector(
+                self.cascade_signals, query=query_text, answer=answer, edge=signals
+            )
             feeds["signals"] = vector.reshape(1, -1)
         (scores,) = self._cascade.run([OUTPUT], feeds)
         return float(scores[0])
+
+    def p_edge_ok_many(self, queries: Sequence[str]) -> npt.NDArray[np.float32]:
+        """`p_edge_ok` for many queries in one run (evaluation, learning)."""
+        if not queries:
+            return np.zeros(0, dtype=np.float32)
+        (scores,) = self._scorer.run([OUTPUT], {"text": _texts(queries)})
+        return np.asarray(scores, dtype=np.float32)
+
+    def p_edge_ok_after_many(
+        self,
+        queries: Sequence[str],
+        answers: Sequence[str],
+        signals: Sequence[EdgeSignals | None],
+    ) -> npt.NDArray[np.float32]:
+        """`p_edge_ok_after` for many answered queries; None: the edge's signals are unknown."""
+        if self._cascade is None:
+            return np.array([s.confidence_score if s else 0.0 for s in signals], np.float32)
+        if not queries:
+            return np.zeros(0, dtype=np.float32)
+        feeds: dict[str, Any] = {"text": _texts(queries), "answer": _texts(answers)}
+        if self.cascade_signals:
+            feeds["signals"] = np.stack(
+                [
+                    signal_vector(self.cascade_signals, query=q, answer=a, edge=s)
+                    for q, a, s in zip(queries, answers, signals, strict=True)
+                ]
+            )
+        (scores,) = self._cascade.run([OUTPUT], feeds)
+        return np.asarray(scores, dtype=np.float32)

@@ -2,8 +2,146 @@
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
 from sllm.cli import SubParsers
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _import(args: argparse.Namespace) -> int:
+    from router.learning.importers import ImportFormatError, import_generic, import_routellm
+    from router.outcome_table import write_table
+
+    paths = [Path(p) for p in args.paths]
+    try:
+        rows = import_routellm(paths) if args.format == "routellm" else import_generic(paths)
+        count = write_table(rows, Path(args.out))
+    except (ImportFormatError, FileNotFoundError, ValueError) as error:
+        return _fail(str(error))
+    print(f"wrote {count} rows to {args.out}")
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from router.learning.train import held_out
+    from router.outcome_table import TableError, read_table, write_table
+
+    try:
+        rows = read_table(Path(args.data))
+    except (TableError, OSError) as error:
+        return _fail(str(error))
+    side = held_out(rows, args.test_share)
+    train = write_table((r for r, s in zip(rows, side, strict=True) if not s), Path(args.train))
+    test = write_table((r for r, s in zip(rows, side, strict=True) if s), Path(args.test))
+    print(f"wrote {train} rows to {args.train} and {test} rows to {args.test}")
+    return 0
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from router.learning.thresholds import Target
+    from router.learning.train import LearningError, learn
+    from router.outcome_table import TableError, read_table
+    from router.scorer import Policy, PolicyError
+
+    data = Path(args.data)
+    try:
+        target = Target.parse(args.target)
+        rows = read_table(data)
+        baseline = Policy.load(args.refuse_worse_than) if args.refuse_worse_than else None
+        policy = learn(
+            rows,
+            target=target,
+            out=Path(args.out),
+            data_sha256=_sha256(data),
+            holdout_share=args.holdout_share,
+            baseline=baseline,
+            progress=not args.quiet,
+        )
+    except (TableError, PolicyError, LearningError, OSError, ValueError) as error:
+        return _fail(str(error))
+    validation = policy.manifest.validation
+    print(
+        f"policy {policy.version} -> {args.out}\n"
+        f"  pre-generation threshold {policy.pre_generation_threshold:.4f}, "
+        f"cascade threshold {policy.cascade_threshold:.4f}\n"
+        f"  held-out rows {validation['rows_validation']}: quality {validation['quality']:.3f} "
+        f"(always-cloud {validation['cloud_quality']:.3f}), cloud share "
+        f"{validation['cloud_share']:.3f}, target {args.target} "
+        f"{'met' if validation['target_met'] else 'NOT met'}"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from router.learning.evaluate import evaluate, print_report
+    from router.outcome_table import TableError, read_table
+    from router.scorer import Policy, PolicyError
+
+    try:
+        policy = Policy.load(args.policy)
+        report = evaluate(
+            policy,
+            read_table(Path(args.data)),
+            json_path=Path(args.json) if args.json else None,
+            plot_path=Path(args.plot) if args.plot else None,
+        )
+    except (TableError, PolicyError, OSError, ValueError) as error:
+        return _fail(str(error))
+    print_report(report)
+    return 0
+
+
 def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
-    """Adds `learn`, `evaluate`, `outcomes import`; handlers import what they need."""
+    """Adds `learn`, `evaluate`, `outcomes import`, `outcomes split`."""
+    importer = outcomes.add_parser(
+        "import", help="recorded outcomes (RouteLLM CSVs, generic CSV/JSONL) into a table"
+    )
+    importer.add_argument("--format", choices=["routellm", "generic"], required=True)
+    importer.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    importer.add_argument("--out", required=True, metavar="TABLE", help="JSONL table to write")
+    importer.set_defaults(handler=_import)
+
+    split = outcomes.add_parser("split", help="a fixed train/test split by a hash of the row id")
+    split.add_argument("--data", required=True, metavar="TABLE")
+    split.add_argument("--test-share", type=float, default=0.3)
+    split.add_argument("--train", required=True, metavar="TABLE")
+    split.add_argument("--test", required=True, metavar="TABLE")
+    split.set_defaults(handler=_split)
+
+    learn = sub.add_parser("learn", help="learn a policy (scorers + thresholds) from a table")
+    learn.add_argument("--data", required=True, metavar="TABLE")
+    learn.add_argument(
+        "--target", required=True, metavar="quality=Q|cloud_share=S",
+        help="quality=0.95: keep 95%% of always-cloud quality with the fewest cloud calls; "
+        "cloud_share=0.3: the best quality with at most 30%% of queries reaching the cloud",
+    )
+    learn.add_argument("--out", required=True, metavar="DIR", help="policy directory to write")
+    learn.add_argument("--holdout-share", type=float, default=0.25,
+                       help="share of rows held out to choose thresholds (default 0.25)")
+    learn.add_argument("--refuse-worse-than", metavar="DIR",
+                       help="a policy directory; refuse to write a policy that does worse")
+    learn.add_argument("--quiet", action="store_true", help="no progress bar")
+    learn.set_defaults(handler=_learn)
+
+    evaluate = sub.add_parser("evaluate", help="figures of a policy on a table")
+    evaluate.add_argument("--policy", required=True, metavar="DIR")
+    evaluate.add_argument("--data", required=True, metavar="TABLE")
+    evaluate.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    evaluate.add_argument("--plot", metavar="PNG",
+                          help="quality against cloud share (default: next to --json)")
+    evaluate.set_defaults(handler=_evaluate)

@@ -48,8 +48,16 @@ class Inputs:
         )
 
 
+# ASCII words: onnxruntime's tokenizer (RE2) draws word boundaries around non-ASCII
+# letters where Python's `re` does not ("25ºC", "40π"), so scikit-learn's default pattern
+# would give the ONNX graph different tokens for such text.
+TOKEN_PATTERN = r"[A-Za-z0-9_]{2,}"
+
+
 def _vectorizer() -> TfidfVectorizer:
-    return TfidfVectorizer(max_features=VOCABULARY_SIZE, min_df=2, dtype=np.float32)
+    return TfidfVectorizer(
+        max_features=VOCABULARY_SIZE, min_df=2, token_pattern=TOKEN_PATTERN, dtype=np.float32
+    )
 
 
 @dataclass

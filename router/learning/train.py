@@ -1,0 +1,321 @@
+"""`sllm learn`: outcome table in, policy directory out.
+
+1. Split the labelled rows by a hash of their id: most to fit, the rest held out.
+2. Fit the difficulty model (query only) and, where the table has edge answers, the
+   cascade model (query + answer + signals); both calibrated (`model`).
+3. Export both to ONNX and load the directory exactly as the router will (`Policy.load`),
+   checking that onnxruntime gives scikit-learn's probabilities.
+4. Choose both thresholds jointly on the held-out rows, with the ONNX scores (`thresholds`).
+5. Optionally refuse the result when it does worse on those rows than a baseline policy.
+6. Move the directory into place in one rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+import structlog
+from tqdm import tqdm
+
+from router.learning import metrics
+from router.learning.model import Inputs, LinearScorer
+from router.learning.onnx_export import to_onnx
+from router.learning.thresholds import Operating, Target, choose
+from router.outcome_table import OutcomeRow
+from router.scorer import MANIFEST, Policy
+from router.signals import EDGE_SIGNAL_NAMES, TEXT_SIGNAL_NAMES, signal_vector
+
+log = structlog.get_logger("router.learning")
+
+FloatArray = npt.NDArray[np.float64]
+HOLDOUT_SHARE = 0.25
+# Fewer rows than this (per class) and a model would learn noise: refuse with a message.
+MIN_ROWS_PER_CLASS = 10
+# The ONNX graph must agree with scikit-learn this closely (float32 arithmetic).
+ONNX_TOLERANCE = 1e-5
+
+
+class LearningError(ValueError):
+    """The table cannot give a policy (too few labelled rows, one class only, ...)."""
+
+
+class WorsePolicy(LearningError):
+    """The new policy does worse than the baseline on the same held-out rows."""
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """The labelled rows of a table as arrays."""
+
+    rows: list[OutcomeRow]
+    edge: FloatArray
+    cloud: FloatArray
+    acceptable: npt.NDArray[np.bool_]
+    weights: FloatArray
+
+    @classmethod
+    def of(cls, rows: Sequence[OutcomeRow]) -> Labelled:
+        kept = [row for row in rows if row.edge_score is not None]
+        edge = np.array([row.edge_score for row in kept], dtype=np.float64)
+        # Unknown cloud outcome: the cloud is taken as acceptable (the reference tier).
+        cloud = np.array(
+            [1.0 if row.cloud_score is None else row.cloud_score for row in kept], np.float64
+        )
+        return cls(
+            rows=kept,
+            edge=edge,
+            cloud=cloud,
+            acceptable=np.array([bool(row.edge_acceptable) for row in kept], dtype=np.bool_),
+            weights=np.array([row.weight for row in kept], dtype=np.float64),
+        )
+
+    def subset(self, index: npt.NDArray[np.intp]) -> Labelled:
+        return Labelled(
+            rows=[self.rows[i] for i in index],
+            edge=self.edge[index],
+            cloud=self.cloud[index],
+            acceptable=self.acceptable[index],
+            weights=self.weights[index],
+        )
+
+    @property
+    def answered(self) -> npt.NDArray[np.intp]:
+        return np.flatnonzero([row.edge_answer is not None for row in self.rows])
+
+
+def held_out(rows: Sequence[OutcomeRow], share: float) -> npt.NDArray[np.bool_]:
+    """A fixed split: a row's side depends only on its id."""
+    cut = int(share * 10_000)
+    return np.array(
+        [int(hashlib.sha256(row.id.encode()).hexdigest()[:8], 16) % 10_000 < cut for row in rows],
+        dtype=np.bool_,
+    )
+
+
+def cascade_signal_names(rows: Sequence[OutcomeRow]) -> tuple[str, ...]:
+    """Answer-text signals always; the edge's statistics when every answered row has them."""
+    answered = [row for row in rows if row.edge_answer is not None]
+    if answered and all(row.edge_signals is not None for row in answered):
+        return TEXT_SIGNAL_NAMES + EDGE_SIGNAL_NAMES
+    return TEXT_SIGNAL_NAMES
+
+
+def cascade_inputs(rows: Sequence[OutcomeRow], names: Sequence[str]) -> Inputs:
+    return Inputs(
+        text=[row.prompt for row in rows],
+        answer=[row.edge_answer or "" for row in rows],
+        signals=np.stack(
+            [
+                signal_vector(names, query=row.prompt, answer=row.edge_answer or "",
+                              edge=row.edge_signals)
+                for row in rows
+            ]
+        ).astype(np.float64),
+    )
+
+
+def policy_scores(policy: Policy, rows: Sequence[OutcomeRow]) -> tuple[FloatArray, FloatArray]:
+    """The policy's p_edge_ok before and after the edge answered, for each row. Rows
+    without an edge answer keep their pre-generation score after (nothing new is known)."""
+    pre = policy.p_edge_ok_many([row.prompt for row in rows]).astype(np.float64)
+    after = pre.copy()
+    answered = [i for i, row in enumerate(rows) if row.edge_answer is not None]
+    if answered and policy.has_cascade:
+        after[answered] = policy.p_edge_ok_after_many(
+            [rows[i].prompt for i in answered],
+            [rows[i].edge_answer or "" for i in answered],
+            [rows[i].edge_signals for i in answered],
+        )
+    return pre, after
+
+
+def objective(operating: Operating, target: Target) -> tuple[float, ...]:
+    """Higher is better: meeting the target first, then what the target optimises."""
+    if target.kind == "quality":
+        return (operating.target_met, -operating.cloud_share, operating.quality)
+    return (operating.target_met, operating.quality, -operating.cloud_share)
+
+
+def _check_classes(labels: npt.NDArray[np.bool_], what: str) -> None:
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if min(positives, negatives) < MIN_ROWS_PER_CLASS:
+        raise LearningError(
+            f"{what}: needs at least {MIN_ROWS_PER_CLASS} rows where the edge was acceptable "
+            f"and {MIN_ROWS_PER_CLASS} where it was not; has {positives} and {negatives}"
+        )
+
+
+def _write_model(model: onnx.ModelProto, path: Path) -> None:
+    path.write_bytes(model.SerializeToString())
+
+
+def _install(staging: Path, out: Path) -> None:
+    """Replaces `out` by `staging` with renames, so a reader sees one policy or the other."""
+    if out.exists():
+        retired = out.with_name(f".{out.name}.retired-{os.getpid()}")
+        os.replace(out, retired)
+        os.replace(staging, out)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, out)
+
+
+def _figures(score: FloatArray, data: Labelled) -> dict[str, float]:
+    return metrics.figures(score, data.edge, data.cloud).as_dict()
+
+
+def learn(
+    rows: Sequence[OutcomeRow],
+    *,
+    target: Target,
+    out: Path,
+    data_sha256: str,
+    holdout_share: float = HOLDOUT_SHARE,
+    baseline: Policy | None = None,
+    progress: bool = False,
+) -> Policy:
+    """Trains, validates and writes a policy directory; returns it loaded."""
+    data = Labelled.of(rows)
+    _check_classes(data.acceptable, "the table")
+    side = held_out(data.rows, holdout_share)
+    train, valid = data.subset(np.flatnonzero(~side)), data.subset(np.flatnonzero(side))
+    _check_classes(train.acceptable, "the training part")
+    if len(valid.rows) == 0:
+        raise LearningError("no held-out rows: use a larger table or a larger holdout share")
+
+    steps = tqdm(total=4, desc="sllm learn", unit="step", disable=not progress)
+    steps.set_postfix_str("difficulty model")
+    difficulty = LinearScorer().fit(
+        Inputs(text=[row.prompt for row in train.rows]), train.acceptable, train.weights
+    )
+    steps.update()
+
+    steps.set_postfix_str("cascade model")
+    cascade: LinearScorer | None = None
+    answered = train.subset(train.answered)
+    names = cascade_signal_names(answered.rows)
+    if len(answered.rows) and min(answered.acceptable.sum(), (~answered.acceptable).sum()) >= (
+        MIN_ROWS_PER_CLASS
+    ):
+        cascade = LinearScorer(signal_names=names, uses_answer=True).fit(
+            cascade_inputs(answered.rows, names), answered.acceptable, answered.weights
+        )
+    steps.update()
+
+    steps.set_postfix_str("ONNX export")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide the policy from a router run by another user
+    try:
+        created = datetime.now(UTC)
+        _write_model(to_onnx(difficulty), staging / "scorer.onnx")
+        if cascade is not None:
+            _write_model(to_onnx(cascade), staging / "cascade.onnx")
+        manifest: dict[str, Any] = {
+            "format": 1,
+            "version": f"{created:%Y%m%dT%H%M%SZ}-{data_sha256[:8]}",
+            "created_at": created.isoformat(),
+            # Placeholders until the thresholds are chosen with the exported models.
+            "pre_generation_threshold": 0.0,
+            "cascade_threshold": 0.0,
+            "scorer": {
+                "file": "scorer.onnx",
+                "description": "TF-IDF of the query + calibrated logistic regression "
+                f"(C={difficulty.regularisation:g})",
+            },
+            "cascade": None
+            if cascade is None
+            else {
+                "file": "cascade.onnx",
+                "signals": list(names),
+                "description": "TF-IDF of query and edge answer + signals, calibrated "
+                f"logistic regression (C={cascade.regularisation:g})",
+            },
+            "training_data_sha256": data_sha256,
+            "target": str(target),
+            "validation": {},
+        }
+        manifest_path = staging / MANIFEST
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        exported = Policy.load(staging)
+        pre, after = policy_scores(exported, valid.rows)
+        difference = float(
+            np.max(np.abs(pre - difficulty.predict(Inputs(text=[r.prompt for r in valid.rows]))))
+        )
+        if cascade is not None and len(valid.answered):
+            answered_valid = [valid.rows[i] for i in valid.answered]
+            expected = cascade.predict(cascade_inputs(answered_valid, names))
+            difference = max(difference, float(np.max(np.abs(after[valid.answered] - expected))))
+        if difference > ONNX_TOLERANCE:
+            raise LearningError(f"the ONNX export differs from scikit-learn by {difference:.2g}")
+        steps.update()
+
+        steps.set_postfix_str("thresholds")
+        operating = choose(
+            pre, after if cascade is not None else None, valid.edge, valid.cloud, target,
+            valid.weights,
+        )
+        validation: dict[str, Any] = {
+            "rows_train": len(train.rows),
+            "rows_validation": len(valid.rows),
+            "rows_validation_answered": len(valid.answered),
+            "holdout_share": holdout_share,
+            "edge_quality": float(np.average(valid.edge, weights=valid.weights)),
+            **operating.as_dict(),
+            "onnx_max_abs_diff": difference,
+            "pre_generation": _figures(pre, valid),
+            "random": metrics.random_figures(valid.edge, valid.cloud).as_dict(),
+            "oracle": _figures(metrics.oracle_score(valid.edge, valid.cloud), valid),
+        }
+        if cascade is not None:
+            validation["cascade"] = _figures(after, valid)
+        if baseline is not None:
+            base_pre, base_after = policy_scores(baseline, valid.rows)
+            base = choose(
+                base_pre, base_after if baseline.has_cascade else None, valid.edge, valid.cloud,
+                target, valid.weights,
+            )
+            validation["baseline"] = {"version": baseline.version, **base.as_dict()}
+            if objective(operating, target) < objective(base, target):
+                raise WorsePolicy(
+                    f"refused: on the same {len(valid.rows)} held-out rows the new policy "
+                    f"reaches quality {operating.quality:.3f} with cloud share "
+                    f"{operating.cloud_share:.3f}, the baseline {baseline.version} "
+                    f"{base.quality:.3f} with {base.cloud_share:.3f} (target {target})"
+                )
+        manifest.update(
+            pre_generation_threshold=operating.pre_generation_threshold,
+            cascade_threshold=operating.cascade_threshold,
+            validation=validation,
+        )
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        steps.update()
+        steps.close()
+        _install(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info(
+        "learn.policy_written",
+        directory=str(out),
+        version=manifest["version"],
+        pre_generation_threshold=operating.pre_generation_threshold,
+        cascade_threshold=operating.cascade_threshold,
+        quality=operating.quality,
+        cloud_share=operating.cloud_share,
+        target_met=operating.target_met,
+    )
+    return Policy.load(out)
