@@ -1,0 +1,86 @@
+"""Assembles and runs the edge worker: model, engine, gRPC (+ health, reflection), metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from edge_worker.engine import EdgeEngine
+from edge_worker.metrics import EdgeMetrics
+from edge_worker.model import EdgeModel, default_model_path
+from edge_worker.service import SERVICE_NAME, EdgeWorkerServicer, add_to_server
+from edge_worker.speed import measure_speed
+from sllm.settings import EdgeSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class RunningWorker:
+    server: grpc.aio.Server
+    engine: EdgeEngine
+    port: int
+    metrics_port: int
+
+    async def stop(self, grace: float = 2.0) -> None:
+        await self.server.stop(grace)
+        self.engine.close()
+
+
+async def start(settings: EdgeSettings) -> RunningWorker:
+    """Loads the model (ModelLoadError if it cannot), then starts serving."""
+    model = EdgeModel(
+        settings.model_path or default_model_path(),
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+    )
+    speed = measure_speed(model)
+    metrics = EdgeMetrics()
+    engine = EdgeEngine(model, queue_size=settings.queue_size, metrics=metrics)
+    # No SO_REUSEPORT: a second worker on a taken port must fail, not share it silently.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    add_to_server(EdgeWorkerServicer(engine, settings, metrics, speed), server)
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    metrics_server, _ = start_http_server(
+        settings.metrics_port, addr=settings.host, registry=metrics.registry
+    )
+    await server.start()
+    for service in ("", SERVICE_NAME):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    metrics_port = metrics_server.server_address[1]
+    log.info(
+        "edge.listening",
+        port=port,
+        metrics_port=metrics_port,
+        model=model.name,
+        model_path=str(model.path),
+        context_size=model.n_ctx,
+        prefill_tokens_per_s=round(speed.prefill_tokens_per_s, 1),
+        decode_tokens_per_s=round(speed.decode_tokens_per_s, 1),
+        queue_size=settings.queue_size,
+    )
+    return RunningWorker(server, engine, port, int(metrics_port))
+
+
+async def serve(settings: EdgeSettings) -> None:
+    """Runs until SIGINT/SIGTERM."""
+    worker = await start(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    log.info("edge.stopping")
+    await worker.stop()

@@ -1,0 +1,64 @@
+"""Generate on the real bundled model: streaming, summary, answers, early exits."""
+
+from __future__ import annotations
+
+import pytest
+
+from sllm.v1 import common_pb2, edge_pb2
+from tests.edge.calls import ask, edge_stub, generate
+from tests.fixtures.edge import EdgeWorkerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def test_stream_of_deltas_ends_with_a_summary_that_adds_up(edge_server: EdgeWorkerProcess) -> None:
+    with edge_stub(edge_server.target) as stub:
+        request = ask("What is 2 + 3?", answer_format=common_pb2.ANSWER_FORMAT_NUMBER)
+        result = generate(stub, request)
+    summary = result.summary
+    assert "".join(delta.text for delta in result.deltas) == summary.text
+    assert [delta.index for delta in result.deltas] == list(range(len(result.deltas)))
+    assert summary.completion_tokens == len(result.deltas)
+    assert summary.prompt_tokens > 0
+    assert all(delta.logprob <= 0 and delta.entropy >= 0 for delta in result.deltas)
+    assert 0 < summary.confidence.score <= 1
+    assert summary.timings.total_ms >= summary.timings.decode_ms > 0
+    assert summary.model
+    assert summary.reasoning_mode == common_pb2.REASONING_MODE_DIRECT
+
+
+def test_settled_exit_stops_once_the_answer_is_complete(edge_server: EdgeWorkerProcess) -> None:
+    # Step by step, the small model marks an answer early and then keeps listing
+    # ("1. The answer is 1.\n2. The answer is 1. ..."): it runs to max_tokens when early
+    # exit is off. A permissive threshold makes SETTLED depend on the format rule only.
+    def request(early_exit: edge_pb2.EarlyExit) -> edge_pb2.EdgeGenerateRequest:
+        return ask(
+            "How many legs does a dog have?",
+            answer_format=common_pb2.ANSWER_FORMAT_NUMBER,
+            reasoning_mode=common_pb2.REASONING_MODE_STEP_BY_STEP,
+            max_tokens=80,
+            early_exit=early_exit,
+        )
+
+    with edge_stub(edge_server.target) as stub:
+        full = generate(stub, request(edge_pb2.EarlyExit(disabled=True)))
+        settled = generate(stub, request(edge_pb2.EarlyExit(settle_min_logprob=-5.0)))
+    assert full.exit_reason == "EXIT_REASON_LENGTH"
+    assert settled.exit_reason == "EXIT_REASON_SETTLED"
+    assert settled.summary.completion_tokens < full.summary.completion_tokens // 2
+    # Greedy decoding: the settled text is where the full one would have gone, cut right
+    # after the answer (one token of punctuation at most, no trailing chatter).
+    assert full.summary.text.startswith(settled.summary.text)
+    assert settled.summary.answer_found
+    assert settled.summary.text.rstrip(".\n ").endswith(settled.summary.final_answer)
+    assert not settled.summary.escalate
+
+
+def test_info_reports_the_model_and_measured_speed(edge_server: EdgeWorkerProcess) -> None:
+    with edge_stub(edge_server.target) as stub:
+        info = stub.Info(edge_pb2.EdgeInfoRequest(), timeout=10)
+    assert info.model_path.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert info.context_size == 2048
+    assert info.prefill_tokens_per_s > 0
+    assert info.decode_tokens_per_s > 0
+    assert info.queue_capacity == 8
