@@ -21,20 +21,25 @@ _FORMAT_HINTS = {
     AnswerFormat.YES_NO: "yes or no",
 }
 
-# DIRECT mode begins the reply with the marker itself, so even a small model answers at
-# once and the answer is marked (the SETTLED rule only trusts marked answers).
+# DIRECT mode with a structured format begins the reply with the marker itself, so even a
+# small model answers at once and the answer is marked (SETTLED only trusts marked answers).
 DIRECT_PRIMER = "Answer:"
 
 
 def instruction(mode: ReasoningMode, fmt: AnswerFormat) -> str:
     hint = _FORMAT_HINTS[fmt]
-    if mode is ReasoningMode.DIRECT:
-        return f"Reply with the final answer only, as {hint}."
-    return f"Think step by step. Then end with a last line 'Answer: <{hint}>'."
+    if mode is ReasoningMode.STEP_BY_STEP:
+        return f"Think step by step. Then end with a last line 'Answer: <{hint}>'."
+    if fmt is AnswerFormat.FREE_TEXT:
+        return "Answer directly, without explaining your reasoning."
+    return f"Reply with the final answer only, as {hint}."
 
 
-def primer(mode: ReasoningMode) -> str:
-    return DIRECT_PRIMER if mode is ReasoningMode.DIRECT else ""
+def primer(mode: ReasoningMode, fmt: AnswerFormat) -> str:
+    """Text the reply starts with; free text in DIRECT mode is the whole reply, unprimed."""
+    if mode is ReasoningMode.DIRECT and fmt is not AnswerFormat.FREE_TEXT:
+        return DIRECT_PRIMER
+    return ""
 
 
 def with_instruction(

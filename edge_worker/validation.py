@@ -103,7 +103,7 @@ def prepare(
                 f"for the default ({settings.default_max_tokens})"
             )
         max_tokens = request.max_tokens
-    reply_primer = primer(mode)
+    reply_primer = primer(mode, fmt)
     tokens = model.render_prompt(with_instruction(messages, mode, fmt), reply_primer)
     if len(tokens) >= model.n_ctx:
         raise InvalidRequest(

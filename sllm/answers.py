@@ -36,7 +36,8 @@ class AnswerSpan:
 _MARKER = re.compile(r"(?:\banswer\s*(?:is\b\s*:?|:|=)|####)[ \t]*", re.IGNORECASE)
 _NUMBER = re.compile(r"[-\u2212]?\$?\d[\d,]*(?:\.\d+)?")
 _LETTER_IN_LINE = re.compile(r"\(?\b([A-E])\b\)?")
-_LETTER_UNMARKED = re.compile(r"\(([A-E])\)|^\s*([A-E])(?:[).:]|\s|$)", re.MULTILINE)
+# "(B)" anywhere, or "B)" / "B." / a lone "B" opening a line (not "A cat ...").
+_LETTER_UNMARKED = re.compile(r"\(([A-E])\)|^\s*([A-E])(?:[).:]|[ \t]*$)", re.MULTILINE)
 _YES_NO = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
 _YES_WORDS = frozenset({"yes", "true"})
 

@@ -1,0 +1,81 @@
+"""COLLAPSE and BUDGET exits on the real model."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sllm.v1 import common_pb2, edge_pb2
+from tests.edge.calls import ask, edge_stub, generate
+from tests.fixtures.edge import EdgeWorkerProcess
+
+pytestmark = pytest.mark.slow
+
+STORY = "Write a very long story about a dragon who lives in a mountain."
+
+
+def test_collapse_stops_at_once_and_asks_to_escalate(edge_server: EdgeWorkerProcess) -> None:
+    # A threshold no text can meet (-0.01 nats a token on average) forces COLLAPSE as soon
+    # as the window is full, whatever the model writes.
+    request = ask(
+        STORY,
+        max_tokens=200,
+        early_exit=edge_pb2.EarlyExit(
+            collapse_max_logprob=-0.01, collapse_window=4, collapse_min_tokens=6
+        ),
+    )
+    with edge_stub(edge_server.target) as stub:
+        result = generate(stub, request)
+    assert result.exit_reason == "EXIT_REASON_COLLAPSE"
+    assert result.summary.escalate
+    assert result.summary.completion_tokens == 6
+    assert result.summary.confidence.min_window_mean_logprob < -0.01
+
+
+def test_collapse_is_off_when_early_exit_is_disabled(edge_server: EdgeWorkerProcess) -> None:
+    request = ask(
+        STORY,
+        max_tokens=20,
+        early_exit=edge_pb2.EarlyExit(
+            disabled=True, collapse_max_logprob=-0.01, collapse_window=4, collapse_min_tokens=6
+        ),
+    )
+    with edge_stub(edge_server.target) as stub:
+        result = generate(stub, request)
+    assert result.exit_reason == "EXIT_REASON_LENGTH"
+    assert result.summary.completion_tokens == 20
+    assert not result.summary.escalate
+
+
+def test_budget_exit_respects_the_time_budget(edge_server: EdgeWorkerProcess) -> None:
+    budget_ms = 2000
+    request = ask(
+        STORY,
+        max_tokens=2000,
+        time_budget_ms=budget_ms,
+        early_exit=edge_pb2.EarlyExit(disabled=True),
+    )
+    with edge_stub(edge_server.target) as stub:
+        started = time.perf_counter()
+        result = generate(stub, request)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    assert result.exit_reason == "EXIT_REASON_BUDGET"
+    assert 0 < result.summary.completion_tokens < 2000
+    assert result.summary.text  # what exists is returned
+    # The worker stops within one token of the budget; the margin covers a shared CPU.
+    assert result.summary.timings.total_ms < budget_ms + 1000
+    assert elapsed_ms < budget_ms + 3000
+
+
+def test_grpc_deadline_is_a_budget_too(edge_server: EdgeWorkerProcess) -> None:
+    # The caller's deadline ends the call; the worker must stop then too, so the next
+    # request finds the model free at once.
+    with edge_stub(edge_server.target) as stub:
+        with pytest.raises(Exception) as raised:
+            generate(stub, ask(STORY, max_tokens=2000, early_exit=edge_pb2.EarlyExit(
+                disabled=True)), timeout=0.5)
+        assert "DEADLINE_EXCEEDED" in str(raised.value)
+        after = generate(stub, ask("What is 2 + 3?", max_tokens=8))
+    assert after.summary.timings.queue_ms < 500
+    assert after.summary.exit_reason != common_pb2.EXIT_REASON_UNSPECIFIED
