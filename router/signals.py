@@ -196,7 +196,8 @@ def _checks(answer: str) -> tuple[int, int]:
         _agrees(_evaluate(expression), _number(result))
         for expression, result in _CALCULATION_RE.findall(answer)
     ]
-    for left, symbol, right, result in _EQUATION_RE.findall(answer):
+    # Without the annotations, "16 - 3 = <<16-3=13>>13" reads as the equation it writes.
+    for left, symbol, right, result in _EQUATION_RE.findall(_CALCULATION_RE.sub("", answer)):
         a, b = _number(left), _number(right)
         if a is None or b is None:
             continue

@@ -45,7 +45,7 @@ def _split(args: argparse.Namespace) -> int:
         rows = read_table(Path(args.data))
     except (TableError, OSError) as error:
         return _fail(str(error))
-    side = held_out(rows, args.test_share)
+    side = held_out(rows, args.test_share, salt="split")
     train = write_table((r for r, s in zip(rows, side, strict=True) if not s), Path(args.train))
     test = write_table((r for r, s in zip(rows, side, strict=True) if s), Path(args.test))
     print(f"wrote {train} rows to {args.train} and {test} rows to {args.test}")

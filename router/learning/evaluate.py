@@ -8,7 +8,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-
 from router.learning import metrics
 from router.learning.thresholds import Target, simulate
 from router.learning.train import FloatArray, Labelled, policy_scores

@@ -53,6 +53,18 @@ def _truth(value: str, *, where: str) -> float:
     return score
 
 
+class _UniqueIds:
+    """Prompt-hash ids, with "-2", "-3", ... for a prompt seen again (MMLU repeats 25)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def __call__(self, prefix: str, prompt: str) -> str:
+        base = prompt_id(prefix, prompt)
+        count = self._seen[base] = self._seen.get(base, 0) + 1
+        return base if count == 1 else f"{base}-{count}"
+
+
 def import_routellm(
     paths: Iterable[Path], *, edge_model: str = ROUTELLM_WEAK, cloud_model: str = ROUTELLM_STRONG
 ) -> Iterator[OutcomeRow]:
@@ -60,6 +72,7 @@ def import_routellm(
 
     A file with `<model>_response` columns (GSM8K) gives the edge's answer text too; an
     MMLU file (`mmlu_<subject>.csv`) gives correctness only. Directories are searched."""
+    unique_id = _UniqueIds()
     for path in _csv_files(paths):
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
@@ -79,7 +92,7 @@ def import_routellm(
                 where = f"{path}:{line}"
                 prompt = record["prompt"]
                 yield OutcomeRow(
-                    id=prompt_id(source, prompt),
+                    id=unique_id(source, prompt),
                     prompt=prompt,
                     source=source,
                     task=task,
@@ -144,6 +157,7 @@ def _score(value: object | None, *, where: str) -> float | None:
 def import_generic(paths: Iterable[Path]) -> Iterator[OutcomeRow]:
     """CSV or JSONL: `prompt`, `edge_correct` (or `edge_score`), optional `cloud_correct`,
     `edge_response`, `cloud_response`, `cloud_cost` (US dollars), `task`, `id`."""
+    unique_id = _UniqueIds()
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
@@ -158,7 +172,7 @@ def import_generic(paths: Iterable[Path]) -> Iterator[OutcomeRow]:
             edge_answer = _pick(record, "edge_answer")
             cloud_answer = _pick(record, "cloud_answer")
             yield OutcomeRow(
-                id=str(_pick(record, "id") or prompt_id(path.stem, prompt)),
+                id=str(_pick(record, "id") or unique_id(path.stem, prompt)),
                 prompt=prompt,
                 source=path.stem,
                 task=str(_pick(record, "task") or ""),

@@ -95,11 +95,16 @@ class Labelled:
         return np.flatnonzero([row.edge_answer is not None for row in self.rows])
 
 
-def held_out(rows: Sequence[OutcomeRow], share: float) -> npt.NDArray[np.bool_]:
-    """A fixed split: a row's side depends only on its id."""
+def held_out(rows: Sequence[OutcomeRow], share: float, salt: str) -> npt.NDArray[np.bool_]:
+    """A fixed split: a row's side depends only on its id and the salt. Different salts
+    give independent splits, so `learn` can hold out a part of a table that `outcomes
+    split` made."""
     cut = int(share * 10_000)
     return np.array(
-        [int(hashlib.sha256(row.id.encode()).hexdigest()[:8], 16) % 10_000 < cut for row in rows],
+        [
+            int(hashlib.sha256(f"{salt}:{row.id}".encode()).hexdigest()[:8], 16) % 10_000 < cut
+            for row in rows
+        ],
         dtype=np.bool_,
     )
 
@@ -189,7 +194,7 @@ def learn(
     """Trains, validates and writes a policy directory; returns it loaded."""
     data = Labelled.of(rows)
     _check_classes(data.acceptable, "the table")
-    side = held_out(data.rows, holdout_share)
+    side = held_out(data.rows, holdout_share, salt="learn")
     train, valid = data.subset(np.flatnonzero(~side)), data.subset(np.flatnonzero(side))
     _check_classes(train.acceptable, "the training part")
     if len(valid.rows) == 0:

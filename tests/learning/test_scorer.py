@@ -1,0 +1,104 @@
+"""`router.scorer.Policy`: the shipped default policy, and bad directories refused at load
+with a message that says what to fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from router.scorer import Policy, PolicyError, default_policy_dir
+from router.signals import EdgeSignals
+
+
+@pytest.fixture(scope="module")
+def default_policy() -> Policy:
+    return Policy.load(default_policy_dir())
+
+
+def test_the_default_policy_loads_and_scores(default_policy: Policy) -> None:
+    assert default_policy.version
+    assert 0.0 <= default_policy.pre_generation_threshold <= 1.0
+    assert 0.0 <= default_policy.cascade_threshold <= 1.0
+    assert default_policy.has_cascade
+    assert default_policy.manifest.training_data_sha256
+    for query in ["What is 2 + 2?", "", "25ºC ünïcödé 😀", "word " * 5000]:
+        assert 0.0 <= default_policy.p_edge_ok(query) <= 1.0
+    signals = EdgeSignals(mean_logprob=-0.3, confidence_score=0.8, exit_reason="SETTLED")
+    after = default_policy.p_edge_ok_after("What is 2 + 2?", "2 + 2 = 4\n#### 4", signals)
+    assert 0.0 <= after <= 1.0
+
+
+def test_the_default_policy_ranks_a_broken_answer_below_a_checked_one(
+    default_policy: Policy,
+) -> None:
+    query = "Ann has 5 pens and buys 7 more. How many pens does she have?"
+    good = "Ann has 5 pens. She buys 7 more, so 5 + 7 = <<5+7=12>>12 pens.\n#### 12"
+    broken = "Ann has 5 pens. She buys 7 more, so 5 + 7 = <<5+7=13>>13 pens, and then she"
+    signals = EdgeSignals()
+    assert default_policy.p_edge_ok_after(query, good, signals) > default_policy.p_edge_ok_after(
+        query, broken, signals)
+
+
+def test_batch_scores_equal_single_scores(default_policy: Policy) -> None:
+    queries = ["What is 2 + 2?", "Explain the French revolution in detail.", ""]
+    batch = default_policy.p_edge_ok_many(queries)
+    assert batch.tolist() == pytest.approx([default_policy.p_edge_ok(q) for q in queries],
+                                           abs=1e-6)
+
+
+def test_one_policy_serves_concurrent_callers(default_policy: Policy) -> None:
+    queries = [f"question number {i} about {'math' if i % 2 else 'history'}" for i in range(64)]
+    expected = [default_policy.p_edge_ok(q) for q in queries]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(default_policy.p_edge_ok, queries)) == expected
+
+
+def test_a_policy_without_cascade_falls_back_to_the_edge_confidence(tmp_path: Path) -> None:
+    directory = _copy_default(tmp_path, lambda m: m.update(cascade=None))
+    policy = Policy.load(directory)
+    assert not policy.has_cascade
+    assert policy.p_edge_ok_after("q", "a", EdgeSignals(confidence_score=0.25)) == 0.25
+
+
+def _copy_default(tmp_path: Path, edit: object) -> Path:
+    directory = tmp_path / "policy"
+    shutil.copytree(default_policy_dir(), directory)
+    manifest = json.loads((directory / "policy.json").read_text())
+    edit(manifest)  # type: ignore[operator]
+    (directory / "policy.json").write_text(json.dumps(manifest))
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.update(format=2), "format"),
+        (lambda m: m.update(pre_generation_threshold=1.5), "pre_generation_threshold"),
+        (lambda m: m.pop("version"), "version"),
+        (lambda m: m["scorer"].update(file="missing.onnx"), "'missing.onnx' named in policy.json"),
+        (lambda m: m["scorer"].update(file="../outside.onnx"), "must be inside the policy"),
+        (lambda m: m["scorer"].update(file="cascade.onnx"), "inputs are"),
+        (lambda m: m["cascade"].update(signals=["text_log_chars", "telepathy"]),
+         "unknown cascade signals ['telepathy']"),
+        (lambda m: m["scorer"].update(file="policy.json"), "not a model onnxruntime can run"),
+    ],
+)
+def test_a_bad_policy_directory_is_refused_with_what_to_fix(
+    edit: object, message: str, tmp_path: Path
+) -> None:
+    directory = _copy_default(tmp_path, edit)
+    (tmp_path / "outside.onnx").write_bytes((directory / "scorer.onnx").read_bytes())
+    with pytest.raises(PolicyError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        Policy.load(directory)
+
+
+def test_missing_or_unreadable_manifest(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"cannot read policy\.json"):
+        Policy.load(tmp_path / "nowhere")
+    (tmp_path / "policy.json").write_text("{not json")
+    with pytest.raises(PolicyError, match=r"policy\.json: invalid"):
+        Policy.load(tmp_path)
