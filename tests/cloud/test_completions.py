@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from cloud_adapter import CloudBadRequest, CloudChunk, CloudClient, CloudDeadlineExceeded
 from sllm.chat import ChatMessage
@@ -122,3 +123,27 @@ async def test_bad_requests_fail_before_any_io(client: CloudClient) -> None:
         await client.complete([], max_tokens=8, deadline=time.monotonic() + 30)
     with pytest.raises(CloudBadRequest, match="max_tokens"):
         await client.complete(QUESTION, max_tokens=0, deadline=time.monotonic() + 30)
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_calls_are_counted_in_metrics(client: CloudClient) -> None:
+    endpoint = client.endpoint
+    calls = _sample("sllm_cloud_calls_total", endpoint=endpoint, outcome="ok")
+    completion = _sample("sllm_cloud_tokens_total", endpoint=endpoint, kind="completion")
+    cost = _sample("sllm_cloud_cost_usd_total", endpoint=endpoint)
+    latencies = _sample("sllm_cloud_latency_seconds_count", endpoint=endpoint)
+
+    result = await client.complete(QUESTION, max_tokens=3, deadline=time.monotonic() + 30)
+
+    assert _sample("sllm_cloud_calls_total", endpoint=endpoint, outcome="ok") == calls + 1
+    assert _sample("sllm_cloud_tokens_total", endpoint=endpoint, kind="completion") == (
+        completion + result.completion_tokens
+    )
+    assert _sample("sllm_cloud_cost_usd_total", endpoint=endpoint) == pytest.approx(
+        cost + result.cost_usd
+    )
+    assert _sample("sllm_cloud_latency_seconds_count", endpoint=endpoint) == latencies + 1
+    assert _sample("sllm_cloud_breaker_state", endpoint=endpoint) == 0

@@ -304,3 +304,48 @@ async def test_the_breaker_stops_retries_once_open(
 
     assert caught.value.breaker_open
     assert proxy.requests == 2
+
+
+async def test_while_the_probe_is_out_other_calls_fail_at_once(
+    make_client: MakeClient, proxy: FaultProxy
+) -> None:
+    client = make_client(max_attempts=1, breaker_failure_threshold=1, breaker_cooldown_s=0.2)
+    proxy.inject(Status(503), Delay(0.5))
+    with pytest.raises(CloudUnavailable):
+        await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
+    await asyncio.sleep(0.2)
+
+    probe = asyncio.create_task(
+        client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
+    )
+    await asyncio.sleep(0.1)  # the probe is now held by the proxy
+    with pytest.raises(CloudUnavailable) as caught:
+        await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
+    assert caught.value.breaker_open
+
+    assert (await probe).text
+    assert _state(client) == "closed"
+    assert proxy.requests == 2
+
+
+async def test_a_cancelled_probe_frees_the_way_for_the_next(
+    make_client: MakeClient, proxy: FaultProxy
+) -> None:
+    client = make_client(max_attempts=1, breaker_failure_threshold=1, breaker_cooldown_s=0.2)
+    proxy.inject(Status(503), Delay(30))
+    with pytest.raises(CloudUnavailable):
+        await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
+    await asyncio.sleep(0.2)
+
+    probe = asyncio.create_task(
+        client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
+    )
+    await asyncio.sleep(0.1)
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+
+    # The cancelled probe said nothing about the endpoint: the next call probes instead.
+    result = await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
+    assert result.text
+    assert _state(client) == "closed"
