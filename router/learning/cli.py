@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shlex
 import sys
 from pathlib import Path
 
@@ -52,6 +53,31 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _learn_readme(args: argparse.Namespace, sha256: str) -> str:
+    command = ["sllm", "learn", "--data", args.data, "--target", args.target, "--out", args.out]
+    if args.holdout_share is not None:
+        command += ["--holdout-share", str(args.holdout_share)]
+    if args.signals != "auto":
+        command += ["--signals", args.signals]
+    if args.refuse_worse_than:
+        command += ["--refuse-worse-than", args.refuse_worse_than]
+    lines = [
+        "# Policy",
+        "",
+        "Made by sllm's learner, from the repository root, with:",
+        "",
+        "```",
+        *args.note,
+        shlex.join(command),
+        "```",
+        "",
+        f"Training table sha256: `{sha256}` (also in policy.json, with the validation "
+        "figures on the held-out rows).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def _learn(args: argparse.Namespace) -> int:
     from router.learning.thresholds import Target
     from router.learning.train import LearningError, learn
@@ -62,14 +88,17 @@ def _learn(args: argparse.Namespace) -> int:
     try:
         target = Target.parse(args.target)
         rows = read_table(data)
+        sha256 = _sha256(data)
         baseline = Policy.load(args.refuse_worse_than) if args.refuse_worse_than else None
         policy = learn(
             rows,
             target=target,
             out=Path(args.out),
-            data_sha256=_sha256(data),
-            holdout_share=args.holdout_share,
+            data_sha256=sha256,
+            **({} if args.holdout_share is None else {"holdout_share": args.holdout_share}),
             baseline=baseline,
+            signals=args.signals,
+            readme=_learn_readme(args, sha256),
             progress=not args.quiet,
         )
     except (TableError, PolicyError, LearningError, OSError, ValueError) as error:
@@ -131,10 +160,20 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
         "cloud_share=0.3: the best quality with at most 30%% of queries reaching the cloud",
     )
     learn.add_argument("--out", required=True, metavar="DIR", help="policy directory to write")
-    learn.add_argument("--holdout-share", type=float, default=0.25,
+    learn.add_argument("--holdout-share", type=float,
                        help="share of rows held out to choose thresholds (default 0.25)")
     learn.add_argument("--refuse-worse-than", metavar="DIR",
                        help="a policy directory; refuse to write a policy that does worse")
+    learn.add_argument(
+        "--signals", default="auto", metavar="auto|none|text|edge|NAME,...",
+        help="the cascade model's signals (default auto: answer-text signals, plus the "
+        "edge's statistics when the table has them for every answered row)",
+    )
+    learn.add_argument(
+        "--note", action="append", default=[], metavar="COMMAND",
+        help="a command that made the table, written before the learn command in the "
+        "policy's README.md (repeatable)",
+    )
     learn.add_argument("--quiet", action="store_true", help="no progress bar")
     learn.set_defaults(handler=_learn)
 

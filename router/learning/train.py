@@ -35,7 +35,7 @@ from router.learning.onnx_export import to_onnx
 from router.learning.thresholds import Operating, Target, choose
 from router.outcome_table import OutcomeRow
 from router.scorer import MANIFEST, Policy
-from router.signals import EDGE_SIGNAL_NAMES, TEXT_SIGNAL_NAMES, signal_vector
+from router.signals import EDGE_SIGNAL_NAMES, TEXT_SIGNAL_NAMES, signal_vector, unknown_signals
 
 log = structlog.get_logger("router.learning")
 
@@ -109,12 +109,25 @@ def held_out(rows: Sequence[OutcomeRow], share: float, salt: str) -> npt.NDArray
     )
 
 
-def cascade_signal_names(rows: Sequence[OutcomeRow]) -> tuple[str, ...]:
-    """Answer-text signals always; the edge's statistics when every answered row has them."""
-    answered = [row for row in rows if row.edge_answer is not None]
-    if answered and all(row.edge_signals is not None for row in answered):
-        return TEXT_SIGNAL_NAMES + EDGE_SIGNAL_NAMES
-    return TEXT_SIGNAL_NAMES
+def cascade_signal_names(rows: Sequence[OutcomeRow], choice: str = "auto") -> tuple[str, ...]:
+    """The cascade model's signals. "auto": answer-text signals, plus the edge's statistics
+    when every answered row has them; "none", "text", "edge", or names separated by commas
+    (for measuring what each signal adds)."""
+    if choice == "auto":
+        answered = [row for row in rows if row.edge_answer is not None]
+        if answered and all(row.edge_signals is not None for row in answered):
+            return TEXT_SIGNAL_NAMES + EDGE_SIGNAL_NAMES
+        return TEXT_SIGNAL_NAMES
+    named = {"none": (), "text": TEXT_SIGNAL_NAMES, "edge": EDGE_SIGNAL_NAMES}
+    if choice in named:
+        return named[choice]
+    names = tuple(name.strip() for name in choice.split(",") if name.strip())
+    unknown = unknown_signals(names)
+    if unknown:
+        raise LearningError(
+            f"unknown signals {unknown}; known: {sorted(EDGE_SIGNAL_NAMES + TEXT_SIGNAL_NAMES)}"
+        )
+    return names
 
 
 def cascade_inputs(rows: Sequence[OutcomeRow], names: Sequence[str]) -> Inputs:
@@ -189,9 +202,12 @@ def learn(
     data_sha256: str,
     holdout_share: float = HOLDOUT_SHARE,
     baseline: Policy | None = None,
+    signals: str = "auto",
+    readme: str = "",
     progress: bool = False,
 ) -> Policy:
-    """Trains, validates and writes a policy directory; returns it loaded."""
+    """Trains, validates and writes a policy directory; returns it loaded. `readme` goes
+    to README.md in the directory (how the policy was made)."""
     data = Labelled.of(rows)
     _check_classes(data.acceptable, "the table")
     side = held_out(data.rows, holdout_share, salt="learn")
@@ -210,7 +226,7 @@ def learn(
     steps.set_postfix_str("cascade model")
     cascade: LinearScorer | None = None
     answered = train.subset(train.answered)
-    names = cascade_signal_names(answered.rows)
+    names = cascade_signal_names(answered.rows, signals)
     if len(answered.rows) and min(answered.acceptable.sum(), (~answered.acceptable).sum()) >= (
         MIN_ROWS_PER_CLASS
     ):
@@ -307,6 +323,8 @@ def learn(
             validation=validation,
         )
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if readme:
+            (staging / "README.md").write_text(readme, encoding="utf-8")
         steps.update()
         steps.close()
         _install(staging, out)

@@ -126,6 +126,8 @@ def test_policy_json_records_data_hash_and_validation(query_rule_policy: Path,
     assert manifest["validation"]["onnx_max_abs_diff"] <= 1e-5
     assert manifest["validation"]["rows_train"] + manifest["validation"]["rows_validation"] \
         == 1200
+    readme = (query_rule_policy / "README.md").read_text()
+    assert f"sllm learn --data {query_rule_table} --target quality=0.95" in readme
 
 
 def test_a_worse_policy_is_refused(
