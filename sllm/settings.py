@@ -103,18 +103,6 @@ class RouterSettings(BaseModel):
     # Per-tenant spend allowed per window, in US dollars; None: unlimited.
     tenant_budget_usd: float | None = None
     tenant_budget_window_s: float = Field(default=3600.0, gt=0)
-
-
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="SLLM_",
-        env_nested_delimiter="__",
-        extra="ignore",
-    )
-
-    log: LogSettings = LogSettings()
-    edge: EdgeSettings = EdgeSettings()
-    cloud: CloudSettings = CloudSettings()
     # The token cap of a DIRECT answer; STEP_BY_STEP uses the request's max_tokens.
     direct_max_tokens: int = Field(default=48, ge=1)
     # Answer formats for which reasoning first is worth its time, when the budget allows.
@@ -132,6 +120,18 @@ class Settings(BaseSettings):
     # How often health (edge reachable, cloud breaker) and the policy dir are re-checked.
     health_interval_s: float = Field(default=2.0, gt=0)
     policy_reload_interval_s: float = Field(default=5.0, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SLLM_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    log: LogSettings = LogSettings()
+    edge: EdgeSettings = EdgeSettings()
+    cloud: CloudSettings = CloudSettings()
     router: RouterSettings = RouterSettings()
 
     @classmethod
