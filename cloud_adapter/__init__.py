@@ -2,8 +2,9 @@
 
 It knows endpoints, retries, breakers and cost; nothing about routing policy."""
 
+from typing import TYPE_CHECKING, Any
+
 from cloud_adapter.breaker import BreakerState
-from cloud_adapter.client import CloudClient
 from cloud_adapter.errors import (
     CloudAuthError,
     CloudBadRequest,
@@ -15,6 +16,9 @@ from cloud_adapter.errors import (
     CloudUnavailable,
 )
 from cloud_adapter.result import CloudChunk, CloudResult
+
+if TYPE_CHECKING:
+    from cloud_adapter.client import CloudClient
 
 __all__ = [
     "BreakerState",
@@ -30,3 +34,13 @@ __all__ = [
     "CloudStreamBroken",
     "CloudUnavailable",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The client pulls in `openai` (over a second to import): only when it is asked for,
+    # so that `sllm --help` and the other commands stay quick.
+    if name == "CloudClient":
+        from cloud_adapter.client import CloudClient
+
+        return CloudClient
+    raise AttributeError(f"module 'cloud_adapter' has no attribute {name!r}")

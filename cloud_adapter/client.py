@@ -18,7 +18,7 @@ from typing import TypeVar
 import httpx2
 import openai
 import structlog
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 
 from cloud_adapter import metrics
 from cloud_adapter.breaker import BreakerOpen, BreakerState, CircuitBreaker
@@ -76,6 +76,35 @@ class _Attempts:
     count: int = 0
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """What the endpoint said; token counts are None where it did not say."""
+
+    text: str
+    model: str
+    finish_reason: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+    @classmethod
+    def of(cls, response: ChatCompletion) -> _Answer:
+        """Raises on an answer that is not a chat completion (anything but choices)."""
+        if not response.choices:
+            raise ValueError("the answer has no choices")
+        choice, usage = response.choices[0], response.usage
+        return cls(
+            text=choice.message.content or "",
+            model=response.model,
+            finish_reason=choice.finish_reason or "",
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+        )
+
+
+class _IncompleteStream(ConnectionError):
+    """The stream ended without saying why (no finish reason): it was cut."""
+
+
 @dataclass
 class _StreamState:
     """What a stream has delivered so far."""
@@ -108,6 +137,15 @@ class _StreamState:
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+    def answer(self) -> _Answer:
+        return _Answer(
+            text=self.text,
+            model=self.model,
+            finish_reason=self.finish_reason,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+        )
 
 
 @dataclass
@@ -165,8 +203,8 @@ class CloudClient:
         started = time.monotonic()
         wire = self._wire_messages(messages, max_tokens=max_tokens)
 
-        async def attempt(http_timeout: httpx2.Timeout) -> openai.types.chat.ChatCompletion:
-            return await self._openai.chat.completions.create(
+        async def attempt(http_timeout: httpx2.Timeout) -> _Answer:
+            response = await self._openai.chat.completions.create(
                 model=self.model,
                 messages=wire,
                 max_tokens=max_tokens,
@@ -174,24 +212,12 @@ class CloudClient:
                 stream=False,
                 timeout=http_timeout,
             )
+            return _Answer.of(response)
 
-        response, attempts = await self._call(attempt, deadline=deadline)
-        choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "") if choice else ""
-        usage = response.usage
-        result = self._result(
-            text=text,
-            model=response.model or self.model,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            estimated_completion_tokens=0,
-            messages=messages,
-            started=started,
-            first_token_at=None,
-            attempts=attempts,
-            finish_reason=(choice.finish_reason or "") if choice else "",
+        answer, attempts = await self._call(attempt, deadline=deadline)
+        return self._result(
+            answer, messages, started=started, first_token_at=None, attempts=attempts
         )
-        return result
 
     async def stream(
         self,
@@ -227,6 +253,8 @@ class CloudClient:
                     pass
             except StopAsyncIteration:
                 first_text = ""
+                if not state.finish_reason:
+                    raise _IncompleteStream("the stream ended before any text") from None
             except BaseException:
                 await stream.close()
                 raise
@@ -248,20 +276,14 @@ class CloudClient:
                 if text := state.absorb(chunk):
                     yield CloudChunk(text=text)
         if not state.finish_reason:
-            raise self._broken(
-                ConnectionError("the stream ended without a finish reason"), state, False
-            )
+            raise self._broken(_IncompleteStream("no finish reason"), state, False)
         result = self._result(
-            text=state.text,
-            model=state.model or self.model,
-            prompt_tokens=state.prompt_tokens,
-            completion_tokens=state.completion_tokens,
-            estimated_completion_tokens=state.deltas,
-            messages=messages,
+            state.answer(),
+            messages,
             started=started,
             first_token_at=state.first_token_at,
             attempts=attempts,
-            finish_reason=state.finish_reason,
+            streamed_deltas=state.deltas,
         )
         yield CloudChunk(text="", result=result)
 
@@ -328,7 +350,7 @@ class CloudClient:
             self._breaker.before_call()
         except BreakerOpen as exc:
             raise CloudUnavailable(
-                f"circuit breaker open: {exc}", endpoint=self.endpoint, cause=exc, breaker_open=True
+                str(exc), endpoint=self.endpoint, cause=exc, breaker_open=True
             ) from exc
         attempts.count += 1
         metrics.ATTEMPTS.labels(self.endpoint).inc()
@@ -341,14 +363,20 @@ class CloudClient:
             # The HTTP timeouts bound each read; this bounds the whole attempt.
             async with asyncio.timeout(left):
                 value = await attempt(timeout)
-        except BaseException as exc:
+        except openai.APIStatusError as exc:
             if is_transient(exc):
                 self._breaker.record_failure()
-            elif isinstance(exc, openai.APIStatusError):
+            else:
                 # It answered: the endpoint is up, whatever it thought of the request.
                 self._breaker.record_success()
-            else:
-                self._breaker.record_abandoned()
+            raise
+        except Exception:
+            # Nothing, or nonsense (not a chat completion), came back.
+            self._breaker.record_failure()
+            raise
+        except BaseException:
+            # Cancelled by the caller: no verdict on the endpoint.
+            self._breaker.record_abandoned()
             raise
         self._breaker.record_success()
         return value
@@ -382,7 +410,7 @@ class CloudClient:
                     f"model {self.model!r} not found: {said}", endpoint=endpoint, cause=exc
                 )
             return CloudBadRequest(f"HTTP {status}: {said}", endpoint=endpoint, cause=exc)
-        if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        if isinstance(exc, openai.APIConnectionError | httpx2.TransportError | ConnectionError):
             reason = exc.__cause__ or exc
             return CloudUnavailable(
                 f"connection failed {tried}: {reason}", endpoint=endpoint, cause=exc
@@ -408,23 +436,21 @@ class CloudClient:
 
     def _result(
         self,
-        *,
-        text: str,
-        model: str,
-        prompt_tokens: int | None,
-        completion_tokens: int | None,
-        estimated_completion_tokens: int,
+        answer: _Answer,
         messages: Sequence[ChatMessage],
+        *,
         started: float,
         first_token_at: float | None,
         attempts: int,
-        finish_reason: str,
+        streamed_deltas: int = 0,
     ) -> CloudResult:
+        text, model, finish_reason = answer.text, answer.model or self.model, answer.finish_reason
+        prompt_tokens, completion_tokens = answer.prompt_tokens, answer.completion_tokens
         estimated = prompt_tokens is None or completion_tokens is None
         if prompt_tokens is None:
             prompt_tokens = sum(len(m.content) for m in messages) // 4
         if completion_tokens is None:
-            completion_tokens = estimated_completion_tokens or len(text) // 4
+            completion_tokens = streamed_deltas or len(text) // 4
         now = time.monotonic()
         result = CloudResult(
             text=text,

@@ -30,7 +30,9 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
     # APIConnectionError covers timeouts; transport errors come raw from inside a stream.
-    return isinstance(exc, openai.APIConnectionError | httpx2.TransportError | TimeoutError)
+    return isinstance(
+        exc, openai.APIConnectionError | httpx2.TransportError | ConnectionError | TimeoutError
+    )
 
 
 def retry_after_s(exc: BaseException | None) -> float | None:

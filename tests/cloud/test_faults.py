@@ -349,3 +349,18 @@ async def test_a_cancelled_probe_frees_the_way_for_the_next(
     result = await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
     assert result.text
     assert _state(client) == "closed"
+
+
+@pytest.mark.parametrize(
+    "body", ["<html>a login page</html>", '{"object": "list"}', '{"choices": "none"}', ""]
+)
+async def test_an_answer_that_is_not_a_chat_completion_is_an_error(
+    make_client: MakeClient, proxy: FaultProxy, body: str
+) -> None:
+    client = make_client(max_attempts=1)
+    proxy.inject(Status(200, body=body), Status(200, body=body))
+
+    with pytest.raises(CloudUnavailable, match="unexpected answer"):
+        await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
+    with pytest.raises(CloudUnavailable, match="ended before any text"):
+        await _collect(client, time.monotonic() + 30)
