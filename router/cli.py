@@ -1,9 +1,97 @@
-"""Sub-commands of the router for the `sllm` command."""
+"""Sub-commands of the router: `up`, `ask`, `router serve`, `outcomes export`."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
 from sllm.cli import SubParsers
+from sllm.settings import get_settings
+
+_FORMATS = ("FREE_TEXT", "NUMBER", "CHOICE_LETTER", "YES_NO")
+_HINTS = ("AUTO", "EDGE_ONLY", "CLOUD_ONLY")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from router.launcher import up
+
+    return asyncio.run(up(get_settings()))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from router.server import serve
+
+    settings = get_settings()
+    overrides = {"port": args.port, "edge_target": args.edge, "policy_dir": args.policy}
+    router = settings.router.model_copy(
+        update={key: value for key, value in overrides.items() if value is not None}
+    )
+    asyncio.run(serve(settings.model_copy(update={"router": router})))
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from router.ask import AskOptions, ask
+
+    router = get_settings().router
+    options = AskOptions(
+        target=args.target or f"{router.host}:{router.port}",
+        question=args.question,
+        budget_ms=args.budget_ms,
+        max_tokens=args.max_tokens,
+        answer_format=args.format,
+        route_hint=args.route,
+        local_only=args.local_only,
+        tenant=args.tenant,
+        stream=args.stream,
+    )
+    return asyncio.run(ask(options))
+
+
+def _export(args: argparse.Namespace) -> int:
+    from router.export import export
+
+    db = args.db or get_settings().router.outcome_db
+    if not db.is_file():
+        print(f"sllm outcomes export: no outcome log at {db}", file=sys.stderr)
+        return 1
+    count = export(db, args.out, labelled_only=args.labelled_only)
+    print(f"wrote {count} rows to {args.out}")
+    return 0
 
 
 def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
-    """Adds `up`, `ask`, `router serve`, `outcomes export`; handlers import what they need."""
+    up = sub.add_parser(
+        "up", help="start the edge worker, a cloud stand-in (unless configured) and the router"
+    )
+    up.set_defaults(handler=_up)
+
+    ask = sub.add_parser("ask", help="ask the running router; prints the decision record")
+    ask.add_argument("question")
+    ask.add_argument("--budget-ms", type=int, help="latency budget in milliseconds")
+    ask.add_argument("--max-tokens", type=int)
+    ask.add_argument("--format", choices=_FORMATS, default="FREE_TEXT", help="answer format")
+    ask.add_argument("--route", choices=_HINTS, default="AUTO", help="route hint")
+    ask.add_argument("--local-only", action="store_true", help="never leave this device")
+    ask.add_argument("--tenant", default="")
+    ask.add_argument("--stream", action="store_true", help="print text as it arrives")
+    ask.add_argument("--target", help="router host:port (default: from settings)")
+    ask.set_defaults(handler=_ask)
+
+    router = sub.add_parser("router", help="the router alone")
+    router_sub = router.add_subparsers(required=True, metavar="ACTION")
+    serve = router_sub.add_parser("serve", help="serve the Router gRPC API")
+    serve.add_argument("--port", type=int, help="gRPC port (0: any free port)")
+    serve.add_argument("--edge", help="edge worker host:port")
+    serve.add_argument("--policy", type=Path, help="policy directory")
+    serve.set_defaults(handler=_serve)
+
+    export = outcomes.add_parser("export", help="the router's outcome log as an outcome table")
+    export.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    export.add_argument("--db", type=Path, help="outcome log (default: settings router.outcome_db)")
+    export.add_argument(
+        "--labelled-only", action="store_true", help="only rows that received feedback"
+    )
+    export.set_defaults(handler=_export)

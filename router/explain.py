@@ -16,7 +16,7 @@ def reason(
     edge_error: str = "",
     cloud_error: str = "",
 ) -> str:
-    parts = [f"{plan.why}, so {_TIER[plan.first]} answered first"]
+    parts = [f"{plan.why}, so {_TIER[plan.first]} went first"]
     if plan.first == "EDGE" and plan.cloud_blocker is None and verdict is None and edge_error:
         parts.append(f"the edge failed ({edge_error}), so the cloud answered")
     if verdict is not None:

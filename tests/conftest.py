@@ -1,3 +1,3 @@
 """Fixtures shared across test folders live in tests/fixtures/, one module per component."""
 
-pytest_plugins: list[str] = ["tests.fixtures.cloud", "tests.fixtures.edge"]
+pytest_plugins: list[str] = ["tests.fixtures.cloud", "tests.fixtures.edge", "tests.fixtures.router"]

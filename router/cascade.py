@@ -1,0 +1,245 @@
+"""Executes one routing plan: the edge and/or the cloud, with escalation and fallback.
+
+`Cascade.run` is an async generator of events (text deltas, resets) ending with the
+`RouteResult`; the unary API keeps only the result, the streaming API forwards them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from cloud_adapter import CloudClient, CloudError, CloudResult, CloudStreamBroken
+from router import policy as decide
+from router.edge_client import EdgeAnswer, EdgeCall, EdgeClient, EdgeError
+from router.estimators import CloudLatency, EdgeLatency
+from router.explain import reason
+from router.policy import Plan, Situation, Tier, Verdict
+from router.query import Query
+from router.record import DecisionRecord, Route, RouteResult
+from sllm.answers import extract_answer
+
+log = structlog.get_logger("router.cascade")
+
+
+class RouteFailed(Exception):
+    """No tier produced an answer; the message says what failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    text: str
+    tier: Tier
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Discard the text streamed so far: another tier answers instead."""
+
+    reason: str
+
+
+Event = Delta | Reset | RouteResult
+# (query text, edge answer) -> p_edge_ok after the edge answered.
+CascadeScorer = Callable[[str, EdgeAnswer], float]
+
+
+@dataclass
+class Cascade:
+    request_id: str
+    query: Query
+    plan: Plan
+    situation: Situation
+    record: DecisionRecord
+    deadline: float  # time.monotonic()
+    started: float  # time.monotonic()
+    edge: EdgeClient
+    cloud: CloudClient | None
+    edge_latency: EdgeLatency
+    cloud_latency: CloudLatency
+    cascade_score: CascadeScorer
+    edge_answer: EdgeAnswer | None = None
+    cloud_result: CloudResult | None = None
+    # Text the client has seen since the last reset.
+    shown: bool = False
+
+    def _remaining_ms(self) -> float:
+        return max(0.0, (self.deadline - time.monotonic()) * 1000.0)
+
+    async def run(self) -> AsyncIterator[Event]:
+        verdict: Verdict | None = None
+        if self.plan.first == "EDGE":
+            async for event in self._edge(self.plan.edge_time_budget_ms):
+                yield event
+            if self.edge_answer is None:
+                async for event in self._after_edge_failed():
+                    yield event
+                route: Route = "CLOUD"
+            else:
+                verdict = self._judge()
+                route = "EDGE"
+                if verdict.escalate:
+                    async for event in self._escalate(verdict):
+                        yield event
+                    route = "EDGE_THEN_CLOUD" if self.cloud_result else "EDGE_FALLBACK"
+        else:
+            async for event in self._cloud():
+                yield event
+            route = "CLOUD"
+            if self.cloud_result is None:
+                async for event in self._after_cloud_failed():
+                    yield event
+                route = "EDGE_FALLBACK"
+        yield self._result(route, verdict)
+
+    async def _after_edge_failed(self) -> AsyncIterator[Event]:
+        blocker = self.plan.cloud_blocker or self._cloud_blocker_now()
+        if blocker is not None:
+            raise RouteFailed(f"the edge failed ({self.record.edge_error}) and {blocker}")
+        if self.shown:
+            yield Reset("the edge failed; the cloud answers instead")
+        async for event in self._cloud():
+            yield event
+        if self.cloud_result is None:
+            raise RouteFailed(
+                f"the edge failed ({self.record.edge_error}) and the cloud failed "
+                f"({self.record.cloud_error})"
+            )
+
+    async def _after_cloud_failed(self) -> AsyncIterator[Event]:
+        if not self.plan.other_tier_allowed:
+            raise RouteFailed(f"the cloud failed ({self.record.cloud_error}), and {self.plan.why}")
+        if self.shown:
+            yield Reset("the cloud failed; the edge answers instead")
+        async for event in self._edge(self._remaining_ms()):
+            yield event
+        if self.edge_answer is None:
+            raise RouteFailed(
+                f"the cloud failed ({self.record.cloud_error}) and the edge failed "
+                f"({self.record.edge_error})"
+            )
+
+    async def _escalate(self, verdict: Verdict) -> AsyncIterator[Event]:
+        if self.shown:
+            yield Reset(verdict.why)
+        async for event in self._cloud():
+            yield event
+        if self.cloud_result is None and self.edge_answer is not None:
+            if self.shown:
+                yield Reset("the cloud failed; the edge answer is returned")
+            yield Delta(self.edge_answer.text, "EDGE")
+
+    def _cloud_blocker_now(self) -> str | None:
+        now = dataclasses.replace(self.situation, remaining_ms=self._remaining_ms())
+        return decide.cloud_blocker(self.query, now)
+
+    def _judge(self) -> Verdict:
+        assert self.edge_answer is not None
+        p_after = self.cascade_score(self.query.text, self.edge_answer)
+        self.record.p_edge_ok_after = p_after
+        verdict = decide.judge_edge(
+            collapsed=self.edge_answer.collapsed,
+            p_edge_ok_after=p_after,
+            cascade_threshold=self.record.cascade_threshold,
+            cloud_blocker_now=self.plan.cloud_blocker or self._cloud_blocker_now(),
+        )
+        self.record.low_confidence = verdict.low_confidence
+        return verdict
+
+    async def _edge(self, time_budget_ms: float) -> AsyncIterator[Event]:
+        call = EdgeCall(
+            messages=list(self.query.messages),
+            reasoning_mode=self.plan.reasoning_mode,
+            max_tokens=self.plan.edge_max_tokens,
+            time_budget_ms=int(time_budget_ms),
+            answer_format=self.query.answer_format,
+            request_id=self.request_id,
+        )
+        started = time.monotonic()
+        try:
+            async for item in self.edge.generate(call, timeout_s=self._remaining_ms() / 1000.0):
+                if isinstance(item, str):
+                    self.shown = True
+                    yield Delta(item, "EDGE")
+                else:
+                    self.edge_answer = item
+        except EdgeError as error:
+            self.record.edge_error = str(error)
+            log.warning("router.edge_failed", error=str(error), code=error.code)
+        finally:
+            self.record.timings.edge_ms += (time.monotonic() - started) * 1000.0
+        if self.edge_answer is not None:
+            summary = self.edge_answer.summary
+            self.edge_latency.observe(
+                queue_ms=summary.timings.queue_ms,
+                prefill_ms=summary.timings.prefill_ms,
+                decode_ms=summary.timings.decode_ms,
+                prompt_tokens=summary.prompt_tokens,
+                completion_tokens=summary.completion_tokens,
+            )
+
+    async def _cloud(self) -> AsyncIterator[Event]:
+        if self.cloud is None:
+            self.record.cloud_error = "no cloud is configured"
+            return
+        started = time.monotonic()
+        try:
+            async for chunk in self.cloud.stream(
+                self.query.messages, max_tokens=self.query.max_tokens, deadline=self.deadline
+            ):
+                if chunk.text:
+                    self.shown = True
+                    yield Delta(chunk.text, "CLOUD")
+                if chunk.result is not None:
+                    self.cloud_result = chunk.result
+        except CloudError as error:
+            self.cloud_result = None
+            self.record.cloud_error = str(error)
+            partial = len(error.partial_text) if isinstance(error, CloudStreamBroken) else 0
+            log.warning("router.cloud_failed", error=str(error), partial_chars=partial)
+        finally:
+            self.record.timings.cloud_ms += (time.monotonic() - started) * 1000.0
+        if self.cloud_result is not None:
+            self.record.cost_usd += self.cloud_result.cost_usd
+            self.cloud_latency.observe(
+                latency_ms=self.cloud_result.latency_ms,
+                ttft_ms=self.cloud_result.ttft_ms,
+                completion_tokens=self.cloud_result.completion_tokens,
+            )
+
+    def _result(self, route: Route, verdict: Verdict | None) -> RouteResult:
+        self.record.timings.total_ms = (time.monotonic() - self.started) * 1000.0
+        self.record.reason = reason(
+            route,
+            self.plan,
+            verdict,
+            edge_error=self.record.edge_error,
+            cloud_error=self.record.cloud_error,
+        )
+        edge, cloud = self.edge_answer, self.cloud_result
+        if route in ("CLOUD", "EDGE_THEN_CLOUD") and cloud is not None:
+            text = cloud.text
+            final = extract_answer(text, self.query.answer_format) or ""
+            tokens = (cloud.prompt_tokens, cloud.completion_tokens)
+        else:
+            assert edge is not None
+            text, final = edge.text, edge.summary.final_answer
+            tokens = (edge.summary.prompt_tokens, edge.summary.completion_tokens)
+        return RouteResult(
+            request_id=self.request_id,
+            text=text,
+            final_answer=final,
+            route=route,
+            reasoning_mode=self.plan.reasoning_mode if cloud is None or route == "EDGE" else None,
+            degraded=route == "EDGE_FALLBACK",
+            decision=self.record,
+            prompt_tokens=tokens[0],
+            completion_tokens=tokens[1],
+            edge=edge,
+            cloud_text=cloud.text if cloud is not None else None,
+            cloud_model=cloud.model if cloud is not None else None,
+        )

@@ -1,0 +1,69 @@
+"""`sllm outcomes export`: the router's outcome log as the outcome table the learner reads."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from google.protobuf.json_format import ParseDict
+
+from router.outcome_table import OutcomeRow, write_table
+from router.outcomes import OutcomeLog
+from router.signals import EdgeSignals
+from sllm.v1 import edge_pb2
+
+# The feedback score judges the answer the router returned, so it labels that tier.
+_EDGE_ANSWERED = ("EDGE", "EDGE_FALLBACK")
+
+
+def to_outcome_row(row: sqlite3.Row) -> OutcomeRow:
+    summary = json.loads(row["edge_summary_json"]) if row["edge_summary_json"] else None
+    decision = json.loads(row["decision_json"])
+    score = row["feedback_score"]
+    edge_answered = row["route"] in _EDGE_ANSWERED
+    return OutcomeRow(
+        id=row["request_id"],
+        # Empty when the log keeps only a hash (router.store_prompts = false).
+        prompt=row["prompt"] or "",
+        source="router",
+        answer_format=row["answer_format"],
+        edge_model=summary.get("model", "") if summary else "",
+        edge_answer=summary.get("text", "") if summary else None,
+        edge_score=score if edge_answered else None,
+        edge_signals=_signals(summary),
+        edge_latency_ms=decision["timings"]["edge_ms"] if summary else None,
+        edge_completion_tokens=int(summary.get("completionTokens", 0)) if summary else None,
+        cloud_model=row["cloud_model"] or "",
+        cloud_answer=row["cloud_text"],
+        cloud_score=None if edge_answered else score,
+        cloud_latency_ms=decision["timings"]["cloud_ms"] if row["cloud_text"] is not None else None,
+        cloud_cost_usd=row["cost_usd"] if row["cloud_text"] is not None else None,
+        route=row["route"],
+        label_source=f"feedback:{row['feedback_source']}" if score is not None else "",
+        created_at=datetime.fromtimestamp(row["created_at"], UTC).isoformat(),
+    )
+
+
+def _signals(summary: dict[str, object] | None) -> EdgeSignals | None:
+    if summary is None:
+        return None
+    return EdgeSignals.from_summary(ParseDict(summary, edge_pb2.EdgeSummary()))
+
+
+def rows(log: OutcomeLog, *, labelled_only: bool) -> Iterator[OutcomeRow]:
+    for row in log.rows():
+        if labelled_only and row["feedback_score"] is None:
+            continue
+        yield to_outcome_row(row)
+
+
+def export(db: Path, out: Path, *, labelled_only: bool) -> int:
+    """Writes the table; returns the number of rows written."""
+    log = OutcomeLog(db, store_prompts=False, queue_size=1)
+    try:
+        return write_table(rows(log, labelled_only=labelled_only), out)
+    finally:
+        log.close()

@@ -1,0 +1,215 @@
+"""The router as a plain class: validate'd query in, events and a `RouteResult` out.
+
+The gRPC servicer is a thin translation over this; tests and the benchmark can drive it
+without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import structlog
+
+from cloud_adapter import CloudClient
+from router import metrics
+from router import policy as decide
+from router.active_policy import ActivePolicy
+from router.budget import latency_budget
+from router.cascade import Cascade, Event, RouteFailed
+from router.edge_client import EdgeAnswer, EdgeClient
+from router.estimators import CloudLatency, EdgeLatency, estimate_tokens
+from router.outcomes import LoggedRequest, OutcomeLog
+from router.query import Query
+from router.record import BudgetSeen, DecisionRecord, RouteResult
+from router.signals import EdgeSignals
+from router.spend import TenantSpend
+from router.stats import LiveStats
+from sllm.settings import RouterSettings
+
+log = structlog.get_logger("router")
+
+__all__ = ["Event", "RouteFailed", "Router"]
+
+
+class Router:
+    def __init__(
+        self,
+        settings: RouterSettings,
+        *,
+        edge: EdgeClient,
+        cloud: CloudClient | None,
+        policies: ActivePolicy,
+        outcomes: OutcomeLog,
+        edge_latency: EdgeLatency,
+        cloud_latency: CloudLatency,
+    ) -> None:
+        self.settings = settings
+        self.edge = edge
+        self.cloud = cloud
+        self.policies = policies
+        self.outcomes = outcomes
+        self.edge_latency = edge_latency
+        self.cloud_latency = cloud_latency
+        self.spend = TenantSpend(
+            budget_usd=settings.tenant_budget_usd, window_s=settings.tenant_budget_window_s
+        )
+        self.stats = LiveStats()
+        # Kept current by `watch`; a failed edge call also clears it at once.
+        self.edge_available = True
+
+    @property
+    def cloud_available(self) -> bool:
+        return self.cloud is not None and self.cloud.breaker_state != "open"
+
+    def decide(self, query: Query, *, grpc_remaining_s: float | None = None) -> Cascade:
+        """Features, scorer, budget and policy: everything before a tier runs (no I/O)."""
+        started = time.monotonic()
+        request_id = uuid.uuid4().hex
+        policy = self.policies.current
+        budget_ms, source = latency_budget(
+            query.latency_budget_ms, grpc_remaining_s, self.settings.default_latency_budget_ms
+        )
+        p_edge_ok = policy.p_edge_ok(query.text)
+        prompt_tokens = estimate_tokens("".join(m.content for m in query.messages))
+        edge = self.edge_latency.estimate(prompt_tokens)
+        est_cloud_ms = self.cloud_latency.estimate_ms(query.max_tokens)
+        cloud_cost = (
+            self.cloud.estimate_cost(prompt_tokens, query.max_tokens) if self.cloud else 0.0
+        )
+        situation = decide.Situation(
+            p_edge_ok=p_edge_ok,
+            pre_generation_threshold=policy.pre_generation_threshold,
+            remaining_ms=budget_ms,
+            edge=edge,
+            est_cloud_ms=est_cloud_ms,
+            est_cloud_cost_usd=cloud_cost,
+            tenant_remaining_usd=self.spend.remaining(query.tenant),
+            edge_available=self.edge_available,
+            cloud_available=self.cloud_available,
+            direct_max_tokens=self.settings.direct_max_tokens,
+            step_by_step_worth=query.answer_format in self.settings.step_by_step_formats,
+        )
+        plan = decide.plan(query, situation)
+        record = DecisionRecord(
+            p_edge_ok=p_edge_ok,
+            pre_generation_threshold=policy.pre_generation_threshold,
+            cascade_threshold=policy.cascade_threshold,
+            budget=BudgetSeen(
+                latency_budget_ms=budget_ms,
+                latency_budget_source=source,
+                cost_ceiling_usd=query.cost_ceiling_usd,
+                tenant_budget_remaining_usd=situation.tenant_remaining_usd,
+                est_edge_direct_ms=edge.ms(min(self.settings.direct_max_tokens, query.max_tokens)),
+                est_edge_step_by_step_ms=edge.ms(query.max_tokens),
+                est_cloud_ms=est_cloud_ms,
+                est_cloud_cost_usd=cloud_cost,
+            ),
+            policy_version=policy.version,
+            edge_max_tokens=plan.edge_max_tokens,
+        )
+        record.timings.decision_ms = (time.monotonic() - started) * 1000.0
+
+        def cascade_score(text: str, answer: EdgeAnswer) -> float:
+            signals = EdgeSignals.from_summary(answer.summary)
+            return policy.p_edge_ok_after(text, answer.text, signals)
+
+        return Cascade(
+            request_id=request_id,
+            query=query,
+            plan=plan,
+            situation=situation,
+            record=record,
+            deadline=started + budget_ms / 1000.0,
+            started=started,
+            edge=self.edge,
+            cloud=self.cloud,
+            edge_latency=self.edge_latency,
+            cloud_latency=self.cloud_latency,
+            cascade_score=cascade_score,
+        )
+
+    async def stream(
+        self, query: Query, *, grpc_remaining_s: float | None = None
+    ) -> AsyncIterator[Event]:
+        """Routes one query; yields deltas and resets, and the `RouteResult` last.
+
+        Raises `policy.NoRoute` or `cascade.RouteFailed` when no tier can answer."""
+        cascade = self.decide(query, grpc_remaining_s=grpc_remaining_s)
+        metrics.DECISION_SECONDS.observe(cascade.record.timings.decision_ms / 1000.0)
+        metrics.P_EDGE_OK.observe(cascade.record.p_edge_ok)
+        with structlog.contextvars.bound_contextvars(
+            request_id=cascade.request_id,
+            tenant=query.tenant,
+            client_request_id=query.client_request_id,
+        ):
+            async for event in cascade.run():
+                if isinstance(event, RouteResult):
+                    self._finish(query, event)
+                yield event
+
+    async def generate(self, query: Query, *, grpc_remaining_s: float | None = None) -> RouteResult:
+        async for event in self.stream(query, grpc_remaining_s=grpc_remaining_s):
+            if isinstance(event, RouteResult):
+                return event
+        raise RouteFailed("the cascade ended without a result")
+
+    def _finish(self, query: Query, result: RouteResult) -> None:
+        decision = result.decision
+        missed = decision.timings.total_ms > decision.budget.latency_budget_ms
+        escalated = result.route == "EDGE_THEN_CLOUD" or (
+            result.route == "EDGE_FALLBACK" and decision.p_edge_ok_after is not None
+        )
+        if decision.edge_error and "UNAVAILABLE" in decision.edge_error:
+            self.edge_available = False
+        self.stats.count(result.route, escalated=escalated, missed_deadline=missed)
+        self.spend.charge(query.tenant, decision.cost_usd)
+        metrics.REQUESTS.labels(result.route, result.reasoning_mode or "CLOUD").inc()
+        metrics.REQUEST_SECONDS.labels(result.route).observe(decision.timings.total_ms / 1000.0)
+        metrics.ESCALATIONS.inc(escalated)
+        metrics.DEADLINE_MISSES.inc(missed)
+        metrics.COST.labels(query.tenant).inc(decision.cost_usd)
+        log.info(
+            "router.routed",
+            route=result.route,
+            reason=decision.reason,
+            p_edge_ok=round(decision.p_edge_ok, 4),
+            p_edge_ok_after=decision.p_edge_ok_after,
+            reasoning_mode=result.reasoning_mode,
+            policy_version=decision.policy_version,
+            total_ms=round(decision.timings.total_ms, 1),
+            cost_usd=decision.cost_usd,
+        )
+        self.outcomes.record(
+            LoggedRequest(
+                query_text=query.text,
+                messages=query.messages,
+                answer_format=query.answer_format,
+                tenant=query.tenant,
+                client_request_id=query.client_request_id,
+                result=result,
+            )
+        )
+
+    async def watch(self) -> None:
+        """Keeps edge availability and the active policy current, until cancelled."""
+        last_reload = time.monotonic()
+        while True:
+            self.edge_available = await self.edge.healthy()
+            metrics.TIER_AVAILABLE.labels("edge").set(self.edge_available)
+            metrics.TIER_AVAILABLE.labels("cloud").set(self.cloud_available)
+            interval = self.settings.policy_reload_interval_s
+            if interval and time.monotonic() - last_reload >= interval:
+                last_reload = time.monotonic()
+                await asyncio.to_thread(self.policies.reload_if_changed)
+            await asyncio.sleep(self.settings.health_interval_s)
+
+    async def aclose(self) -> None:
+        await self.edge.aclose()
+        if self.cloud is not None:
+            with contextlib.suppress(Exception):
+                await self.cloud.aclose()
+        await asyncio.to_thread(self.outcomes.close)

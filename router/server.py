@@ -1,0 +1,183 @@
+"""Starting and stopping the router: gRPC (with health and reflection) and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.message import DecodeError, Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from router.active_policy import ActivePolicy
+from router.edge_client import EdgeClient
+from router.estimators import CloudLatency, EdgeLatency
+from router.outcomes import OutcomeLog
+from router.pipeline import Router
+from router.scorer import default_policy_dir
+from router.service import RouterServicer
+from sllm.settings import Settings
+from sllm.v1 import router_pb2
+
+log = structlog.get_logger("router.server")
+SERVICE = "sllm.v1.Router"
+# Until the edge worker reports its own speed (its Info), assume a small CPU model.
+_EDGE_PRIOR_PREFILL_TOKENS_PER_S = 300.0
+_EDGE_PRIOR_DECODE_TOKENS_PER_S = 30.0
+
+
+def _lenient(message: type[Message]) -> Callable[[bytes], Message | None]:
+    """A request that does not parse (e.g. invalid UTF-8 in a string) reaches the servicer
+    as None, so it can answer INVALID_ARGUMENT with a message rather than grpc's INTERNAL."""
+
+    def parse(data: bytes) -> Message | None:
+        try:
+            return message.FromString(data)
+        except DecodeError:
+            return None
+
+    return parse
+
+
+def _handlers(servicer: RouterServicer) -> grpc.GenericRpcHandler[Any, Any]:
+    def unary(
+        method: Any, request: type[Message], reply: type[Message]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        return grpc.unary_unary_rpc_method_handler(
+            method,
+            request_deserializer=_lenient(request),
+            response_serializer=reply.SerializeToString,
+        )
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Generate": unary(servicer.Generate, router_pb2.RouteRequest, router_pb2.RouteResponse),
+            "GenerateStream": grpc.unary_stream_rpc_method_handler(
+                servicer.GenerateStream,
+                request_deserializer=_lenient(router_pb2.RouteRequest),
+                response_serializer=router_pb2.RouteEvent.SerializeToString,
+            ),
+            "Feedback": unary(
+                servicer.Feedback, router_pb2.FeedbackRequest, router_pb2.FeedbackResponse
+            ),
+            "GetPolicy": unary(
+                servicer.GetPolicy, router_pb2.GetPolicyRequest, router_pb2.PolicyInfo
+            ),
+        },
+    )
+
+
+async def build_router(settings: Settings) -> Router:
+    """The router with its clients, the active policy and the outcome log."""
+    from cloud_adapter import CloudClient
+
+    edge = EdgeClient(settings.router.edge_target)
+    prefill, decode = _EDGE_PRIOR_PREFILL_TOKENS_PER_S, _EDGE_PRIOR_DECODE_TOKENS_PER_S
+    try:
+        info = await edge.info()
+        prefill, decode = info.prefill_tokens_per_s or prefill, info.decode_tokens_per_s or decode
+    except grpc.aio.AioRpcError as error:
+        log.warning("router.edge_info_unavailable", target=edge.target, error=error.code().name)
+    policies = await asyncio.to_thread(
+        ActivePolicy, settings.router.policy_dir or default_policy_dir()
+    )
+    outcomes = await asyncio.to_thread(
+        OutcomeLog,
+        settings.router.outcome_db,
+        store_prompts=settings.router.store_prompts,
+        queue_size=settings.router.outcome_queue_size,
+    )
+    return Router(
+        settings.router,
+        edge=edge,
+        cloud=CloudClient(settings.cloud),
+        policies=policies,
+        outcomes=outcomes,
+        edge_latency=EdgeLatency(prefill_tokens_per_s=prefill, decode_tokens_per_s=decode),
+        cloud_latency=CloudLatency(
+            ttft_ms=settings.router.cloud_ttft_ms_prior,
+            ms_per_token=settings.router.cloud_ms_per_token_prior,
+        ),
+    )
+
+
+class RouterServer:
+    """The router on a port: `await start()`, then `await stop()`."""
+
+    def __init__(self, router: Router, *, host: str, port: int) -> None:
+        self.router = router
+        self._server = grpc.aio.server()
+        self._server.add_generic_rpc_handlers((_handlers(RouterServicer(router)),))
+        # grpc-stubs does not describe the asyncio health servicer.
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        self.target = f"{host}:{self.port}"
+        self._watch: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    async def start(self) -> None:
+        await self._server.start()
+        self._watch = asyncio.create_task(self._keep_health())
+        log.info("router.listening", port=self.port, target=self.target)
+
+    async def _keep_health(self) -> None:
+        watch = asyncio.create_task(self.router.watch())
+        try:
+            while True:
+                serving = self.router.edge_available or self.router.cloud_available
+                status = (
+                    health_pb2.HealthCheckResponse.SERVING
+                    if serving
+                    else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+                for service in ("", SERVICE):
+                    await self._health.set(service, status)
+                await asyncio.sleep(min(self.router.settings.health_interval_s, 1.0))
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self._server.stop(grace_s)
+        await self.router.aclose()
+
+    async def wait(self) -> None:
+        await self._server.wait_for_termination()
+
+
+async def serve(
+    settings: Settings, *, on_ready: Callable[[RouterServer], None] | None = None
+) -> None:
+    """Runs the router (and its metrics endpoint) until cancelled (Ctrl-C)."""
+    if settings.router.metrics_port:
+        start_http_server(settings.router.metrics_port, addr=settings.router.host)
+    router = await build_router(settings)
+    server = RouterServer(router, host=settings.router.host, port=settings.router.port)
+    await server.start()
+    started = time.monotonic()
+    try:
+        if on_ready is not None:
+            on_ready(server)
+        await server.wait()
+    finally:
+        await server.stop(grace_s=2.0)
+        log.info("router.stopped", uptime_s=round(time.monotonic() - started, 1))

@@ -1,0 +1,94 @@
+"""The `sllm.v1.Router` servicer: messages in, `Router` calls, messages out; nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn, TypeAlias
+
+import grpc
+
+from router import metrics, wire
+from router.cascade import RouteFailed
+from router.outcomes import OutcomeLogFull
+from router.pipeline import Router
+from router.policy import NoRoute
+from router.query import Query
+from router.validate import InvalidRequest, check_feedback, to_query
+from sllm.v1 import router_pb2, router_pb2_grpc
+
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+
+async def _query(
+    request: router_pb2.RouteRequest | None, router: Router, context: Context
+) -> Query:
+    if request is None:
+        await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, UNDECODABLE)
+    try:
+        return to_query(request, router.settings)
+    except InvalidRequest as error:
+        await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
+
+
+UNDECODABLE = "the request is not a valid message: strings must be valid UTF-8"
+
+
+async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
+    if code != grpc.StatusCode.INVALID_ARGUMENT:
+        metrics.FAILURES.labels(code.name).inc()
+    await context.abort(code, message)
+
+
+class RouterServicer(router_pb2_grpc.RouterServicer):
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    async def Generate(
+        self, request: router_pb2.RouteRequest, context: Context
+    ) -> router_pb2.RouteResponse:
+        query = await _query(request, self._router, context)
+        try:
+            result = await self._router.generate(query, grpc_remaining_s=context.time_remaining())
+        except (NoRoute, RouteFailed) as error:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, str(error))
+        return wire.response(result)
+
+    async def GenerateStream(
+        self, request: router_pb2.RouteRequest, context: Context
+    ) -> AsyncIterator[router_pb2.RouteEvent]:
+        query = await _query(request, self._router, context)
+        try:
+            async for event in self._router.stream(
+                query, grpc_remaining_s=context.time_remaining()
+            ):
+                yield wire.event(event)
+        except (NoRoute, RouteFailed) as error:
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, str(error))
+
+    async def Feedback(
+        self, request: router_pb2.FeedbackRequest | None, context: Context
+    ) -> router_pb2.FeedbackResponse:
+        if request is None:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, UNDECODABLE)
+        try:
+            check_feedback(request)
+            found = await self._router.outcomes.feedback(
+                request.request_id, request.score, request.source or "user"
+            )
+        except InvalidRequest as error:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except OutcomeLogFull as error:
+            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+        if not found:
+            await _abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"no logged request has request_id {request.request_id!r}",
+            )
+        return router_pb2.FeedbackResponse()
+
+    async def GetPolicy(
+        self, request: router_pb2.GetPolicyRequest, context: Context
+    ) -> router_pb2.PolicyInfo:
+        policy = self._router.policies.current
+        return wire.policy_info(policy, policy.loaded_at, self._router.stats)
