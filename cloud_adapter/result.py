@@ -18,7 +18,7 @@ class CloudResult:
     attempts: int
     finish_reason: str = ""
     # True when the endpoint sent no usage (some servers omit it in streams): the token
-    # counts are then estimated (one per streamed delta; prompt characters / 4).
+    # counts are then estimated (one per streamed delta; ~4 prompt characters a token).
     usage_estimated: bool = False
 
 

@@ -14,15 +14,17 @@ from tests.fixtures.cloud import StandInServer, free_port
 
 
 async def _sllm(*args: str, cwd: Path, **env: str) -> tuple[int, str]:
+    """Exit status and stdout; stderr (the JSON log lines) goes to `cwd`/stderr.log."""
     # Run without blocking the event loop: the fault proxy serves from it meanwhile.
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sllm", *args,
-        cwd=cwd,
-        env=os.environ | env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    stdout, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    with (cwd / "stderr.log").open("ab") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sllm", *args,
+            cwd=cwd,
+            env=os.environ | env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )  # fmt: skip
+        stdout, _ = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode is not None
     return process.returncode, stdout.decode()
 
@@ -90,7 +92,10 @@ async def test_check_diagnoses_a_bad_key(keyed_standin: StandInServer, tmp_path:
 
     assert code == 1
     assert "bad key" in out and "rejected the API key" in out
+    # The key is never printed nor logged.
     assert "wrong-key" not in out
+    assert "cloud.call_failed" in (tmp_path / "stderr.log").read_text()
+    assert "wrong-key" not in (tmp_path / "stderr.log").read_text()
 
 
 async def test_check_diagnoses_a_timeout(proxy: FaultProxy, tmp_path: Path) -> None:
