@@ -12,29 +12,28 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx2
 import openai
 import structlog
-from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from cloud_adapter import metrics
 from cloud_adapter.breaker import BreakerOpen, BreakerState, CircuitBreaker
+from cloud_adapter.classify import outcome_label, typed_error
 from cloud_adapter.errors import (
-    CloudAuthError,
     CloudBadRequest,
     CloudDeadlineExceeded,
     CloudError,
-    CloudModelNotFound,
-    CloudRateLimited,
     CloudStreamBroken,
     CloudUnavailable,
 )
 from cloud_adapter.pricing import cost_usd, price_for
+from cloud_adapter.responses import Answer, IncompleteStream, StreamState
 from cloud_adapter.result import CloudChunk, CloudResult
-from cloud_adapter.retrying import is_transient, retry_after_s, retrying
+from cloud_adapter.retrying import is_transient, retrying
 from sllm.chat import ChatMessage
 from sllm.settings import CloudSettings
 
@@ -52,106 +51,15 @@ def configured_api_key(settings: CloudSettings) -> str | None:
     return os.environ.get("OPENAI_API_KEY")
 
 
-def _outcome_label(error: CloudError) -> str:
-    if isinstance(error, CloudUnavailable) and error.breaker_open:
-        return "breaker_open"
-    labels: dict[type[CloudError], str] = {
-        CloudUnavailable: "unavailable",
-        CloudRateLimited: "rate_limited",
-        CloudDeadlineExceeded: "deadline",
-        CloudModelNotFound: "model_not_found",
-        CloudBadRequest: "bad_request",
-        CloudAuthError: "auth",
-        CloudStreamBroken: "stream_broken",
-    }
-    return labels.get(type(error), "error")
-
-
-def _server_message(exc: openai.APIStatusError) -> str:
-    return exc.message[:300]
-
-
 @dataclass
 class _Attempts:
     count: int = 0
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """What the endpoint said; token counts are None where it did not say."""
-
-    text: str
-    model: str
-    finish_reason: str
-    prompt_tokens: int | None
-    completion_tokens: int | None
-
-    @classmethod
-    def of(cls, response: ChatCompletion) -> _Answer:
-        """Raises on an answer that is not a chat completion (anything but choices)."""
-        if not response.choices:
-            raise ValueError("the answer has no choices")
-        choice, usage = response.choices[0], response.usage
-        return cls(
-            text=choice.message.content or "",
-            model=response.model,
-            finish_reason=choice.finish_reason or "",
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-        )
-
-
-class _IncompleteStream(ConnectionError):
-    """The stream ended without saying why (no finish reason): it was cut."""
-
-
-@dataclass
-class _StreamState:
-    """What a stream has delivered so far."""
-
-    parts: list[str] = field(default_factory=list)
-    model: str = ""
-    finish_reason: str = ""
-    deltas: int = 0
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    first_token_at: float | None = None
-
-    def absorb(self, chunk: ChatCompletionChunk) -> str:
-        """Records the chunk; returns its text delta."""
-        self.model = chunk.model or self.model
-        if chunk.usage is not None:
-            self.prompt_tokens = chunk.usage.prompt_tokens
-            self.completion_tokens = chunk.usage.completion_tokens
-        text = ""
-        for choice in chunk.choices[:1]:
-            text = choice.delta.content or ""
-            self.finish_reason = choice.finish_reason or self.finish_reason
-        if text:
-            self.parts.append(text)
-            self.deltas += 1
-            if self.first_token_at is None:
-                self.first_token_at = time.monotonic()
-        return text
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    def answer(self) -> _Answer:
-        return _Answer(
-            text=self.text,
-            model=self.model,
-            finish_reason=self.finish_reason,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-        )
-
-
 @dataclass
 class _OpenedStream:
     stream: openai.AsyncStream[ChatCompletionChunk]
-    state: _StreamState
+    state: StreamState
     first_text: str
 
 
@@ -203,7 +111,7 @@ class CloudClient:
         started = time.monotonic()
         wire = self._wire_messages(messages, max_tokens=max_tokens)
 
-        async def attempt(http_timeout: httpx2.Timeout) -> _Answer:
+        async def attempt(http_timeout: httpx2.Timeout) -> Answer:
             response = await self._openai.chat.completions.create(
                 model=self.model,
                 messages=wire,
@@ -212,7 +120,7 @@ class CloudClient:
                 stream=False,
                 timeout=http_timeout,
             )
-            return _Answer.of(response)
+            return Answer.of(response)
 
         answer, attempts = await self._call(attempt, deadline=deadline)
         return self._result(
@@ -245,7 +153,7 @@ class CloudClient:
                 stream_options={"include_usage": True},
                 timeout=http_timeout,
             )
-            state = _StreamState()
+            state = StreamState()
             try:
                 # Read up to the first token inside the attempt, so that a stream that
                 # breaks before any text is retried like any other failed attempt.
@@ -254,7 +162,7 @@ class CloudClient:
             except StopAsyncIteration:
                 first_text = ""
                 if not state.finish_reason:
-                    raise _IncompleteStream("the stream ended before any text") from None
+                    raise IncompleteStream("the stream ended before any text") from None
             except BaseException:
                 await stream.close()
                 raise
@@ -276,7 +184,7 @@ class CloudClient:
                 if text := state.absorb(chunk):
                     yield CloudChunk(text=text)
         if not state.finish_reason:
-            raise self._broken(_IncompleteStream("no finish reason"), state, False)
+            raise self._broken(IncompleteStream("no finish reason"), state, False)
         result = self._result(
             state.answer(),
             messages,
@@ -327,9 +235,15 @@ class CloudClient:
             except CloudError:
                 raise
             except Exception as exc:
-                raise self._typed(exc, deadline, attempts.count) from exc
+                raise typed_error(
+                    exc,
+                    endpoint=self.endpoint,
+                    model=self.model,
+                    attempts=attempts.count,
+                    deadline_reached=deadline - time.monotonic() < self._settings.min_call_s,
+                ) from exc
         except CloudError as error:
-            metrics.CALLS.labels(self.endpoint, _outcome_label(error)).inc()
+            metrics.CALLS.labels(self.endpoint, outcome_label(error)).inc()
             log.warning(
                 "cloud.call_failed",
                 endpoint=self.endpoint,
@@ -381,45 +295,7 @@ class CloudClient:
         self._breaker.record_success()
         return value
 
-    def _typed(self, exc: Exception, deadline: float, attempts: int) -> CloudError:
-        endpoint = self.endpoint
-        tried = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
-        if isinstance(exc, TimeoutError | openai.APITimeoutError | httpx2.TimeoutException):
-            if deadline - time.monotonic() < self._settings.min_call_s:
-                return CloudDeadlineExceeded(
-                    f"deadline reached {tried}", endpoint=endpoint, cause=exc
-                )
-            return CloudUnavailable(f"timed out {tried}", endpoint=endpoint, cause=exc)
-        if isinstance(exc, openai.APIStatusError):
-            status, said = exc.status_code, _server_message(exc)
-            if status == 429:
-                return CloudRateLimited(
-                    f"rate limited {tried}: {said}",
-                    endpoint=endpoint,
-                    cause=exc,
-                    retry_after_s=retry_after_s(exc),
-                )
-            if status in (401, 403):
-                return CloudAuthError(f"HTTP {status}: {said}", endpoint=endpoint, cause=exc)
-            if status >= 500:
-                return CloudUnavailable(
-                    f"HTTP {status} {tried}: {said}", endpoint=endpoint, cause=exc
-                )
-            if status == 404 and "model" in said.lower():
-                return CloudModelNotFound(
-                    f"model {self.model!r} not found: {said}", endpoint=endpoint, cause=exc
-                )
-            return CloudBadRequest(f"HTTP {status}: {said}", endpoint=endpoint, cause=exc)
-        if isinstance(exc, openai.APIConnectionError | httpx2.TransportError | ConnectionError):
-            reason = exc.__cause__ or exc
-            return CloudUnavailable(
-                f"connection failed {tried}: {reason}", endpoint=endpoint, cause=exc
-            )
-        return CloudUnavailable(
-            f"unexpected answer {tried}: {type(exc).__name__}: {exc}", endpoint=endpoint, cause=exc
-        )
-
-    def _broken(self, exc: BaseException, state: _StreamState, deadline_cut: bool) -> CloudError:
+    def _broken(self, exc: BaseException, state: StreamState, deadline_cut: bool) -> CloudError:
         # A stream cut by our own deadline says nothing against the endpoint.
         if not deadline_cut:
             self._breaker.record_failure()
@@ -430,13 +306,13 @@ class CloudClient:
             cause=exc,
             partial_text=state.text,
         )
-        metrics.CALLS.labels(self.endpoint, _outcome_label(error)).inc()
+        metrics.CALLS.labels(self.endpoint, outcome_label(error)).inc()
         log.warning("cloud.stream_broken", endpoint=self.endpoint, reason=reason)
         return error
 
     def _result(
         self,
-        answer: _Answer,
+        answer: Answer,
         messages: Sequence[ChatMessage],
         *,
         started: float,
