@@ -1,11 +1,15 @@
-"""The early-exit rules, judged after every token."""
+"""The early-exit rules, judged after every token by an `ExitJudge`.
+
+The judge sees only text pieces and their confidence, never the model, so the same rules
+run live in the generation loop and offline over recorded generations (threshold tuning).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from edge_worker.confidence import ConfidenceTracker
+from edge_worker.confidence import ConfidenceSummary, ConfidenceTracker, TokenChoice
 from sllm.answers import AnswerFormat, AnswerSpan, find_answer
 
 
@@ -29,29 +33,78 @@ class ExitRules:
     collapse_min_tokens: int
 
 
-def answer_logprob(span: AnswerSpan, token_ends: list[int], tracker: ConfidenceTracker) -> float:
-    """Mean log-probability of the tokens overlapping the answer's characters."""
-    final = len(token_ends) - 1
-    first = next((i for i, end in enumerate(token_ends) if end > span.start), final)
-    last = next((i for i, end in enumerate(token_ends) if end >= span.end), final)
-    return tracker.mean_over(first, last + 1)
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A generation as the judge saw it, ready to report."""
+
+    text: str  # without the primer
+    final_answer: str | None
+    confidence: ConfidenceSummary
+    completion_tokens: int
 
 
-def settled(
-    text: str, offset: int, fmt: AnswerFormat, token_ends: list[int],
-    tracker: ConfidenceTracker, rules: ExitRules,
-) -> bool:
-    """SETTLED: `text` (whose generated part starts at `offset`) holds a complete, confident
-    marked answer; `token_ends` are the end offsets of the generated tokens in `text`."""
-    span = find_answer(text, fmt, marked_only=True)
-    if span is None or not span.complete or span.end <= offset:
-        return False
-    return answer_logprob(span, token_ends, tracker) >= rules.settle_min_logprob
+class ExitJudge:
+    """Follows one generation token by token and says when a rule ends it.
 
+    `primer` is text the reply was begun with (it counts for finding a marked answer but
+    is not generated, so it is not part of the reported text).
+    """
 
-def collapsed(tracker: ConfidenceTracker, rules: ExitRules) -> bool:
-    count = len(tracker.logprobs)
-    return (
-        count >= max(rules.collapse_min_tokens, rules.collapse_window)
-        and tracker.window_mean < rules.collapse_max_logprob
-    )
+    def __init__(self, primer: str, fmt: AnswerFormat, rules: ExitRules) -> None:
+        self._primer = primer
+        self._fmt = fmt
+        self._rules = rules
+        self._text = primer
+        self._token_ends: list[int] = []  # end offset in the text of every token
+        self._tracker = ConfidenceTracker(window=rules.collapse_window)
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self._token_ends)
+
+    def add(self, piece: str, choice: TokenChoice) -> ExitReason | None:
+        """Takes the next token; SETTLED or COLLAPSE when generation should stop here."""
+        self._tracker.add(choice)
+        self._text += piece
+        self._token_ends.append(len(self._text))
+        if not self._rules.enabled:
+            return None
+        if self._settled():
+            return ExitReason.SETTLED
+        if self._collapsed():
+            return ExitReason.COLLAPSE
+        return None
+
+    def _answer_logprob(self, span: AnswerSpan) -> float:
+        """Mean log-probability of the tokens overlapping the answer's characters."""
+        ends, final = self._token_ends, len(self._token_ends) - 1
+        first = next((i for i, end in enumerate(ends) if end > span.start), final)
+        last = next((i for i, end in enumerate(ends) if end >= span.end), final)
+        return self._tracker.mean_over(first, last + 1)
+
+    def _settled(self) -> bool:
+        span = find_answer(self._text, self._fmt, marked_only=True)
+        if span is None or not span.complete or span.end <= len(self._primer):
+            return False
+        return self._answer_logprob(span) >= self._rules.settle_min_logprob
+
+    def _collapsed(self) -> bool:
+        rules = self._rules
+        return (
+            self.completion_tokens >= max(rules.collapse_min_tokens, rules.collapse_window)
+            and self._tracker.window_mean < rules.collapse_max_logprob
+        )
+
+    def finish(self, tail: str = "") -> Judged:
+        """The outcome, once generation stopped; `tail` is text still held by the decoder."""
+        text = self._text + tail
+        answer = find_answer(text, self._fmt)
+        if answer is not None and answer.end <= len(self._primer):
+            answer = None  # only the primer matched: the model gave no answer
+        answer_mean = None if answer is None else self._answer_logprob(answer)
+        return Judged(
+            text=text[len(self._primer) :],
+            final_answer=None if answer is None else answer.value,
+            confidence=self._tracker.summary(answer_mean),
+            completion_tokens=self.completion_tokens,
+        )

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edge_worker.confidence import ConfidenceSummary, ConfidenceTracker, TokenScorer
-from edge_worker.early_exit import ExitReason, ExitRules, answer_logprob, collapsed, settled
+from edge_worker.confidence import ConfidenceSummary, TokenScorer
+from edge_worker.early_exit import ExitJudge, ExitReason, ExitRules
 from edge_worker.model import EdgeModel
 from edge_worker.prompts import ReasoningMode
-from sllm.answers import AnswerFormat, find_answer
+from sllm.answers import AnswerFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +75,8 @@ def generate(
     with model.lock:
         started = time.perf_counter()
         scorer = TokenScorer(model.n_vocab)
-        tracker = ConfidenceTracker(window=job.rules.collapse_window)
+        judge = ExitJudge(job.primer, job.answer_format, job.rules)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = job.primer
-        token_ends: list[int] = []
         limit = min(job.max_tokens, model.n_ctx - len(job.prompt_tokens))
         # A job that waited past its deadline (or whose caller left) never touches the model.
         exit_reason = _interruption(job, cancelled)
@@ -91,7 +89,7 @@ def generate(
             exit_reason = _interruption(job, cancelled)
             if exit_reason is not None:
                 break
-            if len(token_ends) >= limit:
+            if judge.completion_tokens >= limit:
                 exit_reason = ExitReason.LENGTH
                 break
             if pending is not None:
@@ -100,30 +98,18 @@ def generate(
             if model.is_end(choice.token):
                 exit_reason = ExitReason.STOP
                 break
-            tracker.add(choice)
             piece = decoder.decode(model.token_bytes(choice.token))
-            text += piece
-            token_ends.append(len(text))
-            emit(Delta(piece, choice.logprob, choice.entropy, len(token_ends) - 1))
+            emit(Delta(piece, choice.logprob, choice.entropy, judge.completion_tokens))
+            exit_reason = judge.add(piece, choice)
             pending = choice.token
-            if not job.rules.enabled:
-                continue
-            if settled(text, len(job.primer), job.answer_format, token_ends, tracker, job.rules):
-                exit_reason = ExitReason.SETTLED
-            elif collapsed(tracker, job.rules):
-                exit_reason = ExitReason.COLLAPSE
-        text += decoder.decode(b"", final=True)
-        answer = find_answer(text, job.answer_format)
-        if answer is not None and answer.end <= len(job.primer):
-            answer = None  # only the primer matched: the model gave no answer
-        answer_mean = None if answer is None else answer_logprob(answer, token_ends, tracker)
+        judged = judge.finish(decoder.decode(b"", final=True))
         return GenerationResult(
-            text=text[len(job.primer) :],
-            final_answer=None if answer is None else answer.value,
+            text=judged.text,
+            final_answer=judged.final_answer,
             prompt_tokens=len(job.prompt_tokens),
-            completion_tokens=len(token_ends),
+            completion_tokens=judged.completion_tokens,
             prefill_ms=prefill_ms,
             decode_ms=_ms(decode_started),
-            confidence=tracker.summary(answer_mean),
+            confidence=judged.confidence,
             exit_reason=exit_reason,
         )

@@ -1,0 +1,246 @@
+"""`sllm bench edge`: the edge worker against baselines measured in the same run.
+
+1. Throughput: tokens/s of a Generate call through a real worker process (gRPC, streaming,
+   confidence per token) against a bare llama-cpp-python greedy loop on the same model,
+   prompt and token count, in this process. Runs alternate so that both see the same load.
+2. Early exit: questions from ../shared/data (GSM8K test, SVAMP, StrategyQA) answered step
+   by step with early exit off, then on; tokens generated and answer accuracy.
+
+The last line prints the headline figures as key=value pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from llama_cpp import Llama
+
+from edge_worker.model import EdgeModel, default_model_path
+from edge_worker.process import start_edge_worker
+from edge_worker.validation import prepare
+from sllm.answers import AnswerFormat, answers_match
+from sllm.settings import get_settings
+from sllm.v1 import common_pb2, edge_pb2, edge_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+STORY = "Write a very long story about a dragon who guards a mountain village."
+_FORMATS = {
+    AnswerFormat.NUMBER: common_pb2.ANSWER_FORMAT_NUMBER,
+    AnswerFormat.YES_NO: common_pb2.ANSWER_FORMAT_YES_NO,
+}
+
+
+@dataclass(frozen=True)
+class Question:
+    source: str
+    text: str
+    gold: str
+    fmt: AnswerFormat
+
+
+def _gsm8k() -> list[Question]:
+    rows = [json.loads(line) for line in (DATA / "gsm8k" / "test.jsonl").open()]
+    return [
+        Question("gsm8k", row["question"], row["answer"].split("####")[-1].strip(),
+                 AnswerFormat.NUMBER)
+        for row in rows
+    ]
+
+
+def _svamp() -> list[Question]:
+    rows = json.loads((DATA / "svamp" / "SVAMP.json").read_text())
+    return [
+        Question("svamp", f"{row['Body']} {row['Question']}", str(row["Answer"]),
+                 AnswerFormat.NUMBER)
+        for row in rows
+    ]
+
+
+def _strategyqa() -> list[Question]:
+    rows = json.loads((DATA / "strategyqa" / "train.json").read_text())
+    return [
+        Question("strategyqa", row["question"], "yes" if row["answer"] else "no",
+                 AnswerFormat.YES_NO)
+        for row in rows
+    ]
+
+
+def load_questions(count: int, seed: int = 0) -> list[Question]:
+    """`count` questions, a third from each set, sampled reproducibly."""
+    sources = [_gsm8k(), _svamp(), _strategyqa()]
+    rng = random.Random(seed)
+    picked: list[Question] = []
+    for index, rows in enumerate(sources):
+        share = count // len(sources) + (1 if index < count % len(sources) else 0)
+        picked.extend(rng.sample(rows, share))
+    return picked
+
+
+def _request(text: str, **fields: object) -> edge_pb2.EdgeGenerateRequest:
+    message = common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=text)
+    return edge_pb2.EdgeGenerateRequest(messages=[message], **fields)  # type: ignore[arg-type]
+
+
+def _summary(
+    stub: edge_pb2_grpc.EdgeWorkerStub, request: edge_pb2.EdgeGenerateRequest
+) -> edge_pb2.EdgeSummary:
+    summary: edge_pb2.EdgeSummary | None = None
+    for event in stub.Generate(request, timeout=600):
+        if event.HasField("summary"):
+            summary = event.summary
+    assert summary is not None, "the worker sent no summary"
+    return summary
+
+
+@contextmanager
+def _worker() -> Iterator[tuple[edge_pb2_grpc.EdgeWorkerStub, int]]:
+    """A worker process: its stub and its pid."""
+    worker = start_edge_worker(cwd=ROOT)
+    try:
+        with grpc.insecure_channel(worker.target) as channel:
+            yield edge_pb2_grpc.EdgeWorkerStub(channel), worker.process.pid
+    finally:
+        worker.stop()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Throughput:
+    worker_tokens_per_s: float
+    bare_tokens_per_s: float
+    # Per CPU second: steadier than wall time on a machine others share.
+    worker_tokens_per_cpu_s: float
+    bare_tokens_per_cpu_s: float
+    tokens: int
+
+    @property
+    def ratio(self) -> float:
+        return self.worker_tokens_per_s / self.bare_tokens_per_s
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.worker_tokens_per_cpu_s / self.bare_tokens_per_cpu_s
+
+
+def measure_throughput(
+    stub: edge_pb2_grpc.EdgeWorkerStub, pid: int, max_tokens: int, repeats: int
+) -> Throughput:
+    settings = get_settings().edge
+    path = settings.model_path or default_model_path()
+    request = _request(STORY, max_tokens=max_tokens, early_exit=edge_pb2.EarlyExit(disabled=True))
+    # The bare loop gets exactly the worker's prompt tokens (chat template + instruction).
+    prompt = prepare(request, EdgeModel(path, n_ctx=settings.n_ctx), settings).prompt_tokens
+    bare = Llama(str(path), n_ctx=settings.n_ctx, n_threads=settings.n_threads, verbose=False)
+    _summary(stub, request)  # warm-up
+    worker_wall: list[float] = []
+    worker_cpu: list[float] = []
+    bare_wall: list[float] = []
+    bare_cpu: list[float] = []
+    tokens = 0
+    for _ in range(repeats):
+        started, cpu_started = time.perf_counter(), _cpu_seconds(pid)
+        tokens = _summary(stub, request).completion_tokens
+        worker_wall.append(tokens / (time.perf_counter() - started))
+        worker_cpu.append(tokens / max(_cpu_seconds(pid) - cpu_started, 1e-3))
+        started, cpu_started = time.perf_counter(), time.process_time()
+        # Greedy, like the worker: the same tokens, without confidence, gRPC or early exit.
+        for count, _token in enumerate(bare.generate(prompt, temp=0.0, top_k=1), start=1):
+            if count >= tokens:
+                break
+        bare_wall.append(tokens / (time.perf_counter() - started))
+        bare_cpu.append(tokens / max(time.process_time() - cpu_started, 1e-3))
+    median = statistics.median
+    return Throughput(
+        median(worker_wall), median(bare_wall), median(worker_cpu), median(bare_cpu), tokens
+    )
+
+
+@dataclass(frozen=True)
+class Answered:
+    question: Question
+    tokens: int
+    correct: bool
+    exit_reason: str
+
+
+def answer_all(
+    stub: edge_pb2_grpc.EdgeWorkerStub, questions: list[Question], *, early_exit: bool,
+    max_tokens: int,
+) -> list[Answered]:
+    answered = []
+    for question in questions:
+        summary = _summary(stub, _request(
+            question.text,
+            reasoning_mode=common_pb2.REASONING_MODE_STEP_BY_STEP,
+            answer_format=_FORMATS[question.fmt],
+            max_tokens=max_tokens,
+            early_exit=edge_pb2.EarlyExit(disabled=not early_exit),
+        ))
+        answer = summary.final_answer if summary.answer_found else None
+        answered.append(Answered(
+            question, summary.completion_tokens, answers_match(answer, question.gold, question.fmt),
+            common_pb2.ExitReason.Name(summary.exit_reason).removeprefix("EXIT_REASON_"),
+        ))
+    return answered
+
+
+def _accuracy(answered: list[Answered]) -> float:
+    return sum(a.correct for a in answered) / len(answered)
+
+
+def run(quick: bool) -> int:
+    count, max_tokens, repeats = (12, 128, 3) if quick else (200, 256, 5)
+    questions = load_questions(count)
+    with _worker() as (stub, pid):
+        throughput = measure_throughput(stub, pid, max_tokens=max_tokens, repeats=repeats)
+        print(
+            f"throughput ({throughput.tokens} tokens, median of {repeats}): worker "
+            f"{throughput.worker_tokens_per_s:.1f} tok/s, bare llama-cpp-python "
+            f"{throughput.bare_tokens_per_s:.1f} tok/s, ratio {throughput.ratio:.3f}; per CPU "
+            f"second {throughput.worker_tokens_per_cpu_s:.1f} vs "
+            f"{throughput.bare_tokens_per_cpu_s:.1f}, ratio {throughput.cpu_ratio:.3f}",
+            flush=True,
+        )
+        off = answer_all(stub, questions, early_exit=False, max_tokens=max_tokens)
+        on = answer_all(stub, questions, early_exit=True, max_tokens=max_tokens)
+    tokens_off = sum(a.tokens for a in off)
+    tokens_on = sum(a.tokens for a in on)
+    saving = 1 - tokens_on / tokens_off if tokens_off else 0.0
+    print(f"early exit on {len(questions)} questions (step by step, max_tokens={max_tokens}):")
+    print(f"{'source':<12}{'n':>4}{'tokens off':>12}{'tokens on':>11}{'acc off':>9}{'acc on':>8}")
+    for source in dict.fromkeys(q.source for q in questions):
+        part_off = [a for a in off if a.question.source == source]
+        part_on = [a for a in on if a.question.source == source]
+        print(
+            f"{source:<12}{len(part_off):>4}{sum(a.tokens for a in part_off):>12}"
+            f"{sum(a.tokens for a in part_on):>11}{_accuracy(part_off):>9.3f}"
+            f"{_accuracy(part_on):>8.3f}"
+        )
+    print("exit reasons off:", dict(Counter(a.exit_reason for a in off)))
+    print("exit reasons on: ", dict(Counter(a.exit_reason for a in on)))
+    print(
+        f"tokens_per_s_ratio={throughput.ratio:.3f} "
+        f"tokens_per_cpu_s_ratio={throughput.cpu_ratio:.3f} "
+        f"worker_tokens_per_s={throughput.worker_tokens_per_s:.1f} "
+        f"bare_tokens_per_s={throughput.bare_tokens_per_s:.1f} "
+        f"early_exit_token_saving={saving:.3f} "
+        f"accuracy_off={_accuracy(off):.3f} accuracy_on={_accuracy(on):.3f} "
+        f"accuracy_delta={_accuracy(on) - _accuracy(off):+.3f} questions={len(questions)}"
+    )
+    return 0
