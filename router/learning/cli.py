@@ -57,6 +57,8 @@ def _learn_readme(args: argparse.Namespace, sha256: str) -> str:
     command = ["sllm", "learn", "--data", args.data, "--target", args.target, "--out", args.out]
     if args.holdout_share is not None:
         command += ["--holdout-share", str(args.holdout_share)]
+    if args.confidence is not None:
+        command += ["--confidence", str(args.confidence)]
     if args.signals != "auto":
         command += ["--signals", args.signals]
     if args.refuse_worse_than:
@@ -96,6 +98,7 @@ def _learn(args: argparse.Namespace) -> int:
             out=Path(args.out),
             data_sha256=sha256,
             **({} if args.holdout_share is None else {"holdout_share": args.holdout_share}),
+            **({} if args.confidence is None else {"confidence": args.confidence}),
             baseline=baseline,
             signals=args.signals,
             readme=_learn_readme(args, sha256),
@@ -164,6 +167,11 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
                        help="share of rows held out to choose thresholds (default 0.25)")
     learn.add_argument("--refuse-worse-than", metavar="DIR",
                        help="a policy directory; refuse to write a policy that does worse")
+    learn.add_argument(
+        "--confidence", type=float, metavar="C",
+        help="the target must also hold on this share of bootstrap resamples of the "
+        "held-out rows (default 0.8; 0: on the held-out rows as they are)",
+    )
     learn.add_argument(
         "--signals", default="auto", metavar="auto|none|text|edge|NAME,...",
         help="the cascade model's signals (default auto: answer-text signals, plus the "

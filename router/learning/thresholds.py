@@ -18,6 +18,9 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 GRID_POINTS = 101
+# Share of bootstrap resamples of the held-out rows on which the target must hold too.
+CONFIDENCE = 0.8
+REPLICATES = 200
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,14 @@ def _meets(target: Target, quality: float, cloud_quality: float, share: float) -
     return share <= target.value + tolerance
 
 
+def _resamples(weights: FloatArray, replicates: int, seed: int) -> FloatArray:
+    """Row 0: the held-out rows as they are; then bootstrap resamples of them, each as
+    per-row multiplicities times the row weights."""
+    n = len(weights)
+    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=replicates)
+    return np.vstack([weights, counts * weights])
+
+
 def choose(
     pre: FloatArray,
     after: FloatArray | None,
@@ -112,9 +123,16 @@ def choose(
     cloud: FloatArray,
     target: Target,
     weights: FloatArray | None = None,
+    *,
+    confidence: float = CONFIDENCE,
+    replicates: int = REPLICATES,
+    seed: int = 0,
 ) -> Operating:
     """The best pair for the target; when none meets it, the one that comes closest.
 
+    A pair meets the target when it does on the held-out rows and on at least
+    `confidence` of bootstrap resamples of them: a few hundred rows are a noisy sample,
+    and a pair that only just meets the target on them often misses it on new traffic.
     Ties go to fewer edge attempts that end escalated (they cost the edge's time too).
     Without a cascade score (`after` None) only the pre-generation threshold is chosen and
     the cascade threshold is 0: the edge's answer is kept unless it collapses."""
@@ -124,8 +142,9 @@ def choose(
         after_candidates = np.zeros(1)
     else:
         after_candidates = _candidates(after)
-    total = w.sum()
-    cloud_quality = float(np.sum(w * cloud) / total)
+    resampled = _resamples(w, replicates if confidence > 0 else 0, seed)
+    totals = resampled.sum(1)[:, None]
+    cloud_quality = (resampled @ cloud)[:, None] / totals
     best_key: tuple[float, ...] | None = None
     best: tuple[float, float] = (0.0, 0.0)
     for t1 in _candidates(pre):
@@ -133,16 +152,21 @@ def choose(
         # rows x cascade thresholds: escalated after an edge attempt
         escalated = ~direct[:, None] & (after[:, None] < after_candidates[None, :])
         to_cloud = direct[:, None] | escalated
-        quality = (w[:, None] * np.where(to_cloud, cloud[:, None], edge[:, None])).sum(0) / total
-        share = (w[:, None] * to_cloud).sum(0) / total
-        escalations = (w[:, None] * escalated).sum(0) / total
+        # resamples x cascade thresholds
+        quality = resampled @ np.where(to_cloud, cloud[:, None], edge[:, None]) / totals
+        share = resampled @ to_cloud / totals
         if target.kind == "quality":
-            met = quality >= target.value * cloud_quality - 1e-9
-            # Met: the fewest cloud calls. Unmet: as close to the target as possible.
-            keys = [met, np.where(met, -share, quality), quality, -escalations]
+            holds = quality >= target.value * cloud_quality - 1e-9
         else:
-            met = share <= target.value + 1e-9
-            keys = [met, np.where(met, quality, -share), -share, -escalations]
+            holds = share <= target.value + 1e-9
+        met = holds[0] & (holds[1:].mean(0) >= confidence if len(holds) > 1 else True)
+        point_quality, point_share = quality[0], share[0]
+        escalations = w @ escalated / w.sum()
+        if target.kind == "quality":
+            # Met: the fewest cloud calls. Unmet: as close to the target as possible.
+            keys = [met, np.where(met, -point_share, point_quality), point_quality, -escalations]
+        else:
+            keys = [met, np.where(met, point_quality, -point_share), -point_share, -escalations]
         # np.lexsort takes the primary key last
         index = int(np.lexsort(keys[::-1])[-1])
         key = tuple(float(k[index]) for k in keys)

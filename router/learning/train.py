@@ -32,7 +32,7 @@ from tqdm import tqdm
 from router.learning import metrics
 from router.learning.model import Inputs, LinearScorer
 from router.learning.onnx_export import to_onnx
-from router.learning.thresholds import Operating, Target, choose
+from router.learning.thresholds import CONFIDENCE, Operating, Target, choose
 from router.outcome_table import OutcomeRow
 from router.scorer import MANIFEST, Policy
 from router.signals import EDGE_SIGNAL_NAMES, TEXT_SIGNAL_NAMES, signal_vector, unknown_signals
@@ -203,6 +203,7 @@ def learn(
     holdout_share: float = HOLDOUT_SHARE,
     baseline: Policy | None = None,
     signals: str = "auto",
+    confidence: float = CONFIDENCE,
     readme: str = "",
     progress: bool = False,
 ) -> Policy:
@@ -287,13 +288,14 @@ def learn(
         steps.set_postfix_str("thresholds")
         operating = choose(
             pre, after if cascade is not None else None, valid.edge, valid.cloud, target,
-            valid.weights,
+            valid.weights, confidence=confidence,
         )
         validation: dict[str, Any] = {
             "rows_train": len(train.rows),
             "rows_validation": len(valid.rows),
             "rows_validation_answered": len(valid.answered),
             "holdout_share": holdout_share,
+            "confidence": confidence,
             "edge_quality": float(np.average(valid.edge, weights=valid.weights)),
             **operating.as_dict(),
             "onnx_max_abs_diff": difference,
@@ -307,7 +309,7 @@ def learn(
             base_pre, base_after = policy_scores(baseline, valid.rows)
             base = choose(
                 base_pre, base_after if baseline.has_cascade else None, valid.edge, valid.cloud,
-                target, valid.weights,
+                target, valid.weights, confidence=confidence,
             )
             validation["baseline"] = {"version": baseline.version, **base.as_dict()}
             if objective(operating, target) < objective(base, target):
