@@ -55,15 +55,20 @@ class CircuitBreaker:
             return "half_open"
         return "open"
 
-    def before_call(self) -> None:
-        """Raises BreakerOpen unless a call may go out now (closed, or the half-open probe)."""
+    def check(self) -> None:
+        """Raises BreakerOpen if a call could not go out now; claims nothing."""
         if self._opened_at is None:
             return
         waited = self._clock() - self._opened_at
         if self._probe_in_flight or waited < self._cooldown_s:
             raise BreakerOpen(max(self._cooldown_s - waited, 0.0))
-        self._probe_in_flight = True
-        self._publish()
+
+    def before_call(self) -> None:
+        """Raises BreakerOpen unless a call may go out now: closed, or as the half-open probe."""
+        self.check()
+        if self._opened_at is not None:
+            self._probe_in_flight = True
+            self._publish()
 
     def record_success(self) -> None:
         was_open = self._opened_at is not None

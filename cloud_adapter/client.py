@@ -9,6 +9,7 @@ makes calls fail at once, with no I/O, while the endpoint is known to be down.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -229,11 +230,15 @@ class CloudClient:
                     f"not started: {max(left, 0) * 1000:.0f} ms left before the deadline",
                     endpoint=self.endpoint,
                 )
-            policy = retrying(self._settings, deadline=deadline, endpoint=self.endpoint)
             try:
+                # Fail fast: no retry machinery for a call that cannot go out.
+                self._breaker.check()
+                policy = retrying(self._settings, deadline=deadline, endpoint=self.endpoint)
                 value: T = await policy(self._attempt, attempt, deadline, attempts)
-            except CloudError:
-                raise
+            except BreakerOpen as exc:
+                raise CloudUnavailable(
+                    str(exc), endpoint=self.endpoint, cause=exc, breaker_open=True
+                ) from exc
             except Exception as exc:
                 raise typed_error(
                     exc,
@@ -244,7 +249,10 @@ class CloudClient:
                 ) from exc
         except CloudError as error:
             metrics.CALLS.labels(self.endpoint, outcome_label(error)).inc()
-            log.warning(
+            # While the breaker is open every call fails so: its opening was logged once.
+            level = logging.DEBUG if outcome_label(error) == "breaker_open" else logging.WARNING
+            log.log(
+                level,
                 "cloud.call_failed",
                 endpoint=self.endpoint,
                 error=type(error).__name__,
@@ -260,12 +268,7 @@ class CloudClient:
         deadline: float,
         attempts: _Attempts,
     ) -> T:
-        try:
-            self._breaker.before_call()
-        except BreakerOpen as exc:
-            raise CloudUnavailable(
-                str(exc), endpoint=self.endpoint, cause=exc, breaker_open=True
-            ) from exc
+        self._breaker.before_call()
         attempts.count += 1
         metrics.ATTEMPTS.labels(self.endpoint).inc()
         left = deadline - time.monotonic()
