@@ -53,6 +53,37 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collect(args: argparse.Namespace) -> int:
+    import asyncio
+    import contextlib
+
+    from edge_worker.process import start_edge_worker
+    from router.learning.collect import collect
+    from router.learning.datasets import TASKS, sample
+    from router.outcome_table import write_table
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        return _fail(f"unknown tasks {unknown}; known: {', '.join(TASKS)}")
+    questions = sample(tasks, args.per_task, seed=args.seed)
+    with contextlib.ExitStack() as stack:
+        target = args.edge
+        if target is None:
+            worker = start_edge_worker()
+            stack.callback(worker.stop)
+            target = worker.target
+        collected = asyncio.run(
+            collect(questions, edge_target=target, reasoning_mode=args.reasoning,
+                    max_tokens=args.max_tokens, progress=not args.quiet)
+        )
+    count = write_table(collected.rows, Path(args.out))
+    right = sum(row.edge_score == 1.0 for row in collected.rows)
+    print(f"wrote {count} rows to {args.out}: the edge was right on {right}, "
+          f"{collected.failures} questions failed at the edge")
+    return 0 if count else 1
+
+
 def _learn_readme(args: argparse.Namespace, sha256: str) -> str:
     command = ["sllm", "learn", "--data", args.data, "--target", args.target, "--out", args.out]
     if args.holdout_share is not None:
@@ -147,6 +178,21 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     importer.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     importer.add_argument("--out", required=True, metavar="TABLE", help="JSONL table to write")
     importer.set_defaults(handler=_import)
+
+    collect = outcomes.add_parser(
+        "collect", help="a table from the edge worker's answers to questions with gold answers"
+    )
+    collect.add_argument("--edge", metavar="HOST:PORT",
+                         help="a running edge worker (default: start the bundled one)")
+    collect.add_argument("--tasks", default="gsm8k,svamp,aqua,strategyqa,boolq,nq_open,"
+                         "webquestions", help="comma-separated tasks from ../shared/data")
+    collect.add_argument("--per-task", type=int, default=100, metavar="N")
+    collect.add_argument("--seed", type=int, default=0)
+    collect.add_argument("--reasoning", choices=["DIRECT", "STEP_BY_STEP"], default="DIRECT")
+    collect.add_argument("--max-tokens", type=int, default=64)
+    collect.add_argument("--out", required=True, metavar="TABLE")
+    collect.add_argument("--quiet", action="store_true", help="no progress bar")
+    collect.set_defaults(handler=_collect)
 
     split = outcomes.add_parser("split", help="a fixed train/test split by a hash of the row id")
     split.add_argument("--data", required=True, metavar="TABLE")
