@@ -104,14 +104,14 @@ def _summary(
 
 
 @contextmanager
-def _worker() -> Iterator[tuple[edge_pb2_grpc.EdgeWorkerStub, int]]:
+def worker() -> Iterator[tuple[edge_pb2_grpc.EdgeWorkerStub, int]]:
     """A worker process: its stub and its pid."""
-    worker = start_edge_worker(cwd=ROOT)
+    process = start_edge_worker(cwd=ROOT)
     try:
-        with grpc.insecure_channel(worker.target) as channel:
-            yield edge_pb2_grpc.EdgeWorkerStub(channel), worker.process.pid
+        with grpc.insecure_channel(process.target) as channel:
+            yield edge_pb2_grpc.EdgeWorkerStub(channel), process.process.pid
     finally:
-        worker.stop()
+        process.stop()
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -179,19 +179,27 @@ class Answered:
     exit_reason: str
 
 
+def answer_request(
+    question: Question, *, early_exit: bool, max_tokens: int
+) -> edge_pb2.EdgeGenerateRequest:
+    """The benchmark asks every question step by step, where early exit has room to act."""
+    return _request(
+        question.text,
+        reasoning_mode=common_pb2.REASONING_MODE_STEP_BY_STEP,
+        answer_format=_FORMATS[question.fmt],
+        max_tokens=max_tokens,
+        early_exit=edge_pb2.EarlyExit(disabled=not early_exit),
+    )
+
+
 def answer_all(
     stub: edge_pb2_grpc.EdgeWorkerStub, questions: list[Question], *, early_exit: bool,
     max_tokens: int,
 ) -> list[Answered]:
     answered = []
     for question in questions:
-        summary = _summary(stub, _request(
-            question.text,
-            reasoning_mode=common_pb2.REASONING_MODE_STEP_BY_STEP,
-            answer_format=_FORMATS[question.fmt],
-            max_tokens=max_tokens,
-            early_exit=edge_pb2.EarlyExit(disabled=not early_exit),
-        ))
+        request = answer_request(question, early_exit=early_exit, max_tokens=max_tokens)
+        summary = _summary(stub, request)
         answer = summary.final_answer if summary.answer_found else None
         answered.append(Answered(
             question, summary.completion_tokens, answers_match(answer, question.gold, question.fmt),
@@ -207,7 +215,7 @@ def _accuracy(answered: list[Answered]) -> float:
 def run(quick: bool) -> int:
     count, max_tokens, repeats = (12, 128, 3) if quick else (200, 256, 5)
     questions = load_questions(count)
-    with _worker() as (stub, pid):
+    with worker() as (stub, pid):
         throughput = measure_throughput(stub, pid, max_tokens=max_tokens, repeats=repeats)
         print(
             f"throughput ({throughput.tokens} tokens, median of {repeats}): worker "

@@ -40,6 +40,8 @@ _LETTER_IN_LINE = re.compile(r"\(?\b([A-E])\b\)?")
 _LETTER_UNMARKED = re.compile(r"\(([A-E])\)|^\s*([A-E])(?:[).:]|[ \t]*$)", re.MULTILINE)
 _YES_NO = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
 _YES_WORDS = frozenset({"yes", "true"})
+# A line break, or a full stop before white space ("3.5" is no sentence end).
+_SENTENCE_END = re.compile(r"\n|\.(?=\s)")
 
 
 def normalize_number(raw: str) -> str | None:
@@ -71,8 +73,8 @@ def _in_segment(segment: str, offset: int, fmt: AnswerFormat, *, marked: bool) -
         numbers = list(_NUMBER.finditer(segment))
         if not numbers:
             return None
-        # After a marker the first number is the answer; in free reasoning, the last one.
-        found = numbers[0] if marked else numbers[-1]
+        # The last number: "Answer: 3 + 4 = 7", "so she has 7".
+        found = numbers[-1]
         start, end, value = found.start(), found.end(), normalize_number(found.group())
     elif fmt is AnswerFormat.CHOICE_LETTER:
         letter = (_LETTER_IN_LINE if marked else _LETTER_UNMARKED).search(segment)
@@ -97,20 +99,22 @@ def _in_segment(segment: str, offset: int, fmt: AnswerFormat, *, marked: bool) -
     return AnswerSpan(offset + start, offset + end, value, complete=False)
 
 
-def _line_after(text: str, position: int) -> str:
-    newline = text.find("\n", position)
-    return text[position:] if newline < 0 else text[position:newline]
+def _sentence_after(text: str, position: int) -> tuple[str, bool]:
+    """The text from `position` to the end of its line or sentence, and whether that end
+    has been written yet (until then, more tokens may extend the answer)."""
+    end = _SENTENCE_END.search(text, position)
+    return (text[position:], False) if end is None else (text[position : end.start()], True)
 
 
 def find_answer(text: str, fmt: AnswerFormat, *, marked_only: bool = False) -> AnswerSpan | None:
     """The final answer in `text`: the last marked one, else (unless marked_only) unmarked."""
     for marker in reversed(list(_MARKER.finditer(text))):
-        line = _line_after(text, marker.end())
-        span = _in_segment(line, marker.end(), fmt, marked=True)
+        sentence, closed = _sentence_after(text, marker.end())
+        span = _in_segment(sentence, marker.end(), fmt, marked=True)
         if span is not None:
-            if fmt is AnswerFormat.FREE_TEXT:
-                # A free-text answer is the whole line: complete once the line ends.
-                complete = marker.end() + len(line) < len(text)
+            if fmt in (AnswerFormat.NUMBER, AnswerFormat.FREE_TEXT):
+                # "Answer: 3 + 4 = 7": the answer is known once the sentence ends.
+                complete = closed
             else:
                 complete = _ends_cleanly(text, span.end, fmt)
             return AnswerSpan(span.start, span.end, span.value, complete)

@@ -24,7 +24,8 @@ NUMBER, LETTER, YES_NO, FREE = (
         ("Natalia sold 48/2 = 24 clips.\n#### 72", NUMBER, "72"),
         ("It drops to -3 degrees", NUMBER, "-3"),
         ("Answer: 5.0", NUMBER, "5"),
-        ("Answer: 12 apples, then 3 more", NUMBER, "12"),
+        ("Answer: 200 * 100 = 20000\nThen 5 more", NUMBER, "20000"),
+        ("The answer is 8 inches. Then 3 more", NUMBER, "8"),
         ("no digits here", NUMBER, None),
         ("Answer: (C)", LETTER, "C"),
         ("The answer is B) blue.", LETTER, "B"),
@@ -36,6 +37,7 @@ NUMBER, LETTER, YES_NO, FREE = (
         ("Answer: true", YES_NO, "yes"),
         ("Maybe, who knows", YES_NO, None),
         ("Answer: Paris\nIt is in France.", FREE, "Paris"),
+        ("Answer: Paris. It is in France.", FREE, "Paris"),
         ("  The Eiffel Tower  ", FREE, "The Eiffel Tower"),
         ("", FREE, None),
     ],
@@ -47,9 +49,10 @@ def test_extract_answer(text: str, fmt: AnswerFormat, expected: str | None) -> N
 @pytest.mark.parametrize(
     ("text", "complete"),
     [("Answer: 1", False), ("Answer: 12.", False), ("Answer: 12.5", False),
-     ("Answer: 12\n", True), ("Answer: 12. ", True), ("Answer: 12 apples", True)],
+     ("Answer: 3 + 4", False), ("Answer: 12 apples", False),
+     ("Answer: 12\n", True), ("Answer: 12. ", True), ("The answer is 8 inches.\n", True)],
 )
-def test_a_number_is_complete_only_when_more_tokens_cannot_change_it(
+def test_a_marked_number_is_complete_once_its_sentence_ends(
     text: str, complete: bool
 ) -> None:
     span = find_answer(text, NUMBER, marked_only=True)
