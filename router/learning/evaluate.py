@@ -131,11 +131,13 @@ def print_report(report: dict[str, Any]) -> None:
         f"cloud share {point['cloud_share']:.3f} "
         f"(direct {point['direct_cloud_share']:.3f}, escalated {point['escalation_share']:.3f})"
     )
-    print(f"{'router':<16}{'AUROC':>8}{'APGR':>8}{'CPT(50%)':>10}{'CPT(80%)':>10}")
+    print(f"{'router':<16}{'AUROC':>8}{'APGR':>8}{'CPT(50%)':>10}{'CPT(80%)':>10}"
+          f"{'saved@95%':>11}")
     for name in ("pre_generation", "cascade", "random", "oracle"):
         if name in report:
             f = report[name]
             print(
                 f"{name:<16}{f['auroc']:>8.3f}{f['apgr']:>8.3f}"
                 f"{f['cpt50'] * 100:>9.1f}%{f['cpt80'] * 100:>9.1f}%"
+                f"{f['saved_at_95'] * 100:>10.1f}%"
             )

@@ -63,12 +63,22 @@ def auroc(labels: npt.NDArray[np.bool_], score: FloatArray) -> float:
     return float(roc_auc_score(labels, score))
 
 
+def saved_at(curve: Curve, share_of_cloud_quality: float) -> float:
+    """The share of cloud calls saved, against always-cloud, while keeping quality at
+    `share_of_cloud_quality` times the always-cloud quality."""
+    goal = share_of_cloud_quality * curve.cloud_quality
+    reached = np.flatnonzero(curve.quality >= goal - 1e-12)
+    return 1.0 - float(curve.cloud_share[reached[0]]) if len(reached) else 0.0
+
+
 @dataclass(frozen=True)
 class RouterFigures:
     auroc: float
     apgr: float
     cpt50: float
     cpt80: float
+    # Cloud calls saved at 95% of always-cloud quality.
+    saved_at_95: float
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -82,6 +92,7 @@ def figures(score: FloatArray, edge: FloatArray, cloud: FloatArray) -> RouterFig
         apgr=apgr(curve),
         cpt50=cpt(curve, 0.5),
         cpt80=cpt(curve, 0.8),
+        saved_at_95=saved_at(curve, 0.95),
     )
 
 

@@ -13,7 +13,7 @@ from router.outcome_table import write_table
 from sllm.cli import main
 from tests.learning.synthetic import planted_answer_rule, planted_query_rule
 
-FIGURES = {"auroc", "apgr", "cpt50", "cpt80"}
+FIGURES = {"auroc", "apgr", "cpt50", "cpt80", "saved_at_95"}
 
 
 def test_apgr_and_cpt_on_a_worked_example() -> None:
@@ -26,6 +26,8 @@ def test_apgr_and_cpt_on_a_worked_example() -> None:
     assert metrics.apgr(curve) == pytest.approx(0.875)
     assert metrics.cpt(curve, 0.5) == 0.25
     assert metrics.cpt(curve, 1.0) == 0.25
+    # 95% of always-cloud quality (0.7125) needs one cloud call of four: three saved
+    assert metrics.saved_at(curve, 0.95) == 0.75
 
 
 def _evaluate(policy: Path, rows: list, tmp_path: Path) -> dict:  # type: ignore[type-arg]
