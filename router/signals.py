@@ -252,6 +252,10 @@ def answer_text_features(query: str, answer: str) -> dict[str, float]:
 
 TEXT_SIGNAL_NAMES: tuple[str, ...] = tuple(answer_text_features("", ""))
 SIGNAL_NAMES: frozenset[str] = frozenset(EDGE_SIGNAL_NAMES + TEXT_SIGNAL_NAMES)
+_TEXT = frozenset(TEXT_SIGNAL_NAMES)
+# Where non-finite signal values are clipped to (log-probabilities of real tokens stay
+# well inside it).
+SIGNAL_BOUND = 100.0
 
 
 def signal_vector(
@@ -265,10 +269,13 @@ def signal_vector(
         text[name] if name in _TEXT else (edge.value(name) if edge is not None else 0.0)
         for name in names
     ]
-    return np.array(values, dtype=np.float32)
+    # A -inf log-probability (a token the model gave no mass) or a NaN must not turn
+    # p_edge_ok into NaN, which compares False with every threshold.
+    return np.nan_to_num(
+        np.array(values, dtype=np.float32), nan=0.0, posinf=SIGNAL_BOUND, neginf=-SIGNAL_BOUND
+    )
 
 
-_TEXT = frozenset(TEXT_SIGNAL_NAMES)
 
 
 def unknown_signals(names: Sequence[str]) -> list[str]:

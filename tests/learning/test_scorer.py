@@ -32,6 +32,11 @@ def test_the_default_policy_loads_and_scores(default_policy: Policy) -> None:
     assert 0.0 <= after <= 1.0
 
 
+def test_non_finite_signals_still_give_a_probability(default_policy: Policy) -> None:
+    signals = EdgeSignals(mean_logprob=float("-inf"), min_logprob=float("nan"))
+    assert 0.0 <= default_policy.p_edge_ok_after("What is 2 + 2?", "4", signals) <= 1.0
+
+
 def test_the_default_policy_ranks_a_broken_answer_below_a_checked_one(
     default_policy: Policy,
 ) -> None:

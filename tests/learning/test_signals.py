@@ -74,3 +74,11 @@ def test_signal_vector_mixes_edge_and_text_signals_in_the_policy_order() -> None
         1.0, -0.5, 1.0]
     # recorded data without the edge's statistics: those read 0
     assert signal_vector(names, query=QUERY, answer="17", edge=None).tolist() == [0, 0, 0]
+
+
+def test_non_finite_edge_statistics_give_finite_signals() -> None:
+    edge = EdgeSignals(mean_logprob=float("-inf"), min_logprob=float("nan"),
+                       max_entropy=float("inf"))
+    vector = signal_vector(["mean_logprob", "min_logprob", "max_entropy"], query="q",
+                           answer="a", edge=edge)
+    assert vector.tolist() == [-100.0, 0.0, 100.0]
