@@ -91,13 +91,13 @@ async def ask(options: AskOptions, out: TextIO = sys.stdout) -> int:
         try:
             if not options.stream:
                 response = await stub.Generate(request(options))
-                out.write(f"{response.final_answer or response.text}\n\n")
+                out.write(f"{response.text}\n\n")
             else:
                 response = await _stream(stub, options, out)
         except grpc.aio.AioRpcError as error:
             sys.stderr.write(f"sllm ask: {error.code().name}: {error.details()}\n")
             return 1
-    if options.stream and response.final_answer:
+    if response.final_answer:
         out.write(f"answer       {response.final_answer}\n")
     out.write(render(response) + "\n")
     return 0

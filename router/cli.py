@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from sllm.cli import SubParsers
 from sllm.settings import get_settings
@@ -14,10 +18,27 @@ _FORMATS = ("FREE_TEXT", "NUMBER", "CHOICE_LETTER", "YES_NO")
 _HINTS = ("AUTO", "EDGE_ONLY", "CLOUD_ONLY")
 
 
+def _until_signalled(main: Coroutine[Any, Any, object]) -> int:
+    """Runs `main` until it ends or SIGINT/SIGTERM arrives; either way its `finally`
+    blocks run, so child processes and servers stop cleanly (also under systemd)."""
+
+    async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await main
+
+    asyncio.run(run())
+    return 0
+
+
 def _up(args: argparse.Namespace) -> int:
     from router.launcher import up
 
-    return asyncio.run(up(get_settings()))
+    return _until_signalled(up(get_settings()))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -28,8 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
     router = settings.router.model_copy(
         update={key: value for key, value in overrides.items() if value is not None}
     )
-    asyncio.run(serve(settings.model_copy(update={"router": router})))
-    return 0
+    return _until_signalled(serve(settings.model_copy(update={"router": router})))
 
 
 def _ask(args: argparse.Namespace) -> int:

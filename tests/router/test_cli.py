@@ -1,0 +1,101 @@
+"""The main job through the `sllm` command: `sllm up` starts the edge worker, the cloud
+stand-in and the router, one line each; `sllm ask` prints the answer and the decision
+record (also streaming); the router's metrics are served; SIGINT (Ctrl-C) stops all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.cloud import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    return {name: free_port() for name in ("edge", "edge_metrics", "cloud", "router", "metrics")}
+
+
+@pytest.fixture
+def up(ports: dict[str, int], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    env = {
+        **os.environ,
+        "SLLM_EDGE__PORT": str(ports["edge"]),
+        "SLLM_EDGE__METRICS_PORT": str(ports["edge_metrics"]),
+        "SLLM_CLOUD__STANDIN_PORT": str(ports["cloud"]),
+        "SLLM_CLOUD__BASE_URL": f"http://127.0.0.1:{ports['cloud']}/v1",
+        "SLLM_ROUTER__PORT": str(ports["router"]),
+        "SLLM_ROUTER__METRICS_PORT": str(ports["metrics"]),
+        "SLLM_ROUTER__OUTCOME_DB": str(tmp_path / "outcomes.sqlite3"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sllm", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("ready:"):
+            break
+    try:
+        yield process, lines
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _sllm(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "sllm", *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_up_ask_and_ctrl_c(
+    up: tuple[subprocess.Popen[str], list[str]], ports: dict[str, int]
+) -> None:
+    process, lines = up
+    assert [line.split()[0] for line in lines] == ["edge", "cloud", "router", "ready:"]
+    assert f"127.0.0.1:{ports['edge']}" in lines[0]
+    assert f"http://127.0.0.1:{ports['cloud']}/v1" in lines[1]
+    assert f"127.0.0.1:{ports['router']}" in lines[2]
+
+    target = f"127.0.0.1:{ports['router']}"
+    answer = _sllm("ask", "--target", target, "What is the capital of France?")
+    for label in ("route", "why", "p_edge_ok", "budget", "timings", "cost"):
+        assert f"\n{label} " in answer
+    streamed = _sllm("ask", "--target", target, "--stream", "--budget-ms", "20000", "Say hi.")
+    assert "20000 ms (request)" in streamed
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics") as reply:
+        metrics = reply.read().decode()
+    assert "sllm_router_requests_total{" in metrics
+    assert "sllm_router_decision_seconds_count 2.0" in metrics
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    deadline = time.monotonic() + 20
+    while any(_listening(ports[name]) for name in ("edge", "cloud", "router")):
+        assert time.monotonic() < deadline, "a component still listens after Ctrl-C"
+        time.sleep(0.2)
