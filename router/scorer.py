@@ -10,6 +10,7 @@ that says what is wrong, never in the middle of a request.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,15 @@ OUTPUT = "p_edge_ok"
 
 class PolicyError(ValueError):
     """A policy directory that cannot be used; the message says what to fix."""
+
+
+class _Vanished(PolicyError):
+    """A file or the directory went missing: most likely `sllm learn` swapping in a new
+    policy under the same name at that instant, so loading starts again."""
+
+
+# Loading starts again this many times when files vanish under it.
+LOAD_ATTEMPTS = 5
 
 
 class ScorerFile(BaseModel):
@@ -62,18 +72,33 @@ def default_policy_dir() -> Path:
     return Path(__file__).resolve().parent / "default_policy"
 
 
-def _session(directory: Path, name: str, expected_inputs: dict[str, str]) -> ort.InferenceSession:
-    path = (directory / name).resolve()
-    if directory.resolve() not in path.parents:
-        raise PolicyError(f"{directory}: model file {name!r} must be inside the policy directory")
-    if not path.is_file():
-        raise PolicyError(f"{directory}: model file {name!r} named in {MANIFEST} is missing")
+def _read(directory: Path, handle: int, name: str, what: str) -> bytes:
+    """A file of the directory opened through `handle`: every file of one load comes from
+    the same directory, even when `sllm learn` swaps a new one in under the same name."""
+    if name in {"", ".", ".."} or Path(name).name != name:
+        raise PolicyError(f"{directory}: {what} {name!r} must be a file name inside the "
+                          "policy directory")
+    try:
+        fd = os.open(name, os.O_RDONLY, dir_fd=handle)
+    except FileNotFoundError as error:
+        raise _Vanished(f"{directory}: cannot read {what} {name!r}: {error}") from error
+    except OSError as error:
+        raise PolicyError(f"{directory}: cannot read {what} {name!r}: {error}") from error
+    with os.fdopen(fd, "rb") as data:
+        return data.read()
+
+
+def _session(
+    directory: Path, handle: int, name: str, expected_inputs: dict[str, str]
+) -> ort.InferenceSession:
+    model = _read(directory, handle, name, f"model file named in {MANIFEST}")
     options = ort.SessionOptions()
     # Tiny graphs: one thread avoids the thread-pool hand-off that dominates their run time.
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
+    path = directory / name
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own untyped errors
         raise PolicyError(f"{path}: not a model onnxruntime can run: {error}") from error
     inputs = {i.name: i.type for i in session.get_inputs()}
@@ -113,15 +138,36 @@ class Policy:
     @classmethod
     def load(cls, directory: Path | str) -> Policy:
         directory = Path(directory)
+        for attempt in range(LOAD_ATTEMPTS):
+            try:
+                return cls._load_once(directory)
+            except _Vanished:
+                if attempt == LOAD_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.001 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load_once(cls, directory: Path) -> Policy:
         try:
-            raw = (directory / MANIFEST).read_text(encoding="utf-8")
+            handle = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError as error:
+            raise _Vanished(f"{directory}: cannot read {MANIFEST}: {error}") from error
         except OSError as error:
             raise PolicyError(f"{directory}: cannot read {MANIFEST}: {error}") from error
+        try:
+            return cls._load(directory, handle)
+        finally:
+            os.close(handle)
+
+    @classmethod
+    def _load(cls, directory: Path, handle: int) -> Policy:
+        raw = _read(directory, handle, MANIFEST, "manifest")
         try:
             manifest = PolicyManifest.model_validate_json(raw)
         except ValidationError as error:
             raise PolicyError(f"{directory / MANIFEST}: invalid: {error}") from error
-        scorer = _session(directory, manifest.scorer.file, {"text": "tensor(string)"})
+        scorer = _session(directory, handle, manifest.scorer.file, {"text": "tensor(string)"})
         cascade = None
         if manifest.cascade is not None:
             unknown = unknown_signals(manifest.cascade.signals)
@@ -130,7 +176,7 @@ class Policy:
             expected = {"text": "tensor(string)", "answer": "tensor(string)"}
             if manifest.cascade.signals:
                 expected["signals"] = "tensor(float)"
-            cascade = _session(directory, manifest.cascade.file, expected)
+            cascade = _session(directory, handle, manifest.cascade.file, expected)
         policy = cls(directory, manifest, scorer, cascade)
         policy.p_edge_ok("")  # a model that loads but cannot score fails here, not later
         return policy

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -179,12 +180,18 @@ def _write_model(model: onnx.ModelProto, path: Path) -> None:
     path.write_bytes(model.SerializeToString())
 
 
+# A router that began loading the old policy just before the swap reads it to the end
+# from the renamed directory (it holds the directory open): give it that long.
+RETIRED_GRACE_S = 0.5
+
+
 def _install(staging: Path, out: Path) -> None:
     """Replaces `out` by `staging` with renames, so a reader sees one policy or the other."""
     if out.exists():
         retired = out.with_name(f".{out.name}.retired-{os.getpid()}")
         os.replace(out, retired)
         os.replace(staging, out)
+        time.sleep(RETIRED_GRACE_S)
         shutil.rmtree(retired, ignore_errors=True)
     else:
         os.replace(staging, out)

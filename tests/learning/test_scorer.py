@@ -84,8 +84,10 @@ def _copy_default(tmp_path: Path, edit: object) -> Path:
         (lambda m: m.update(format=2), "format"),
         (lambda m: m.update(pre_generation_threshold=1.5), "pre_generation_threshold"),
         (lambda m: m.pop("version"), "version"),
-        (lambda m: m["scorer"].update(file="missing.onnx"), "'missing.onnx' named in policy.json"),
-        (lambda m: m["scorer"].update(file="../outside.onnx"), "must be inside the policy"),
+        (lambda m: m["scorer"].update(file="missing.onnx"),
+         "cannot read model file named in policy.json 'missing.onnx'"),
+        (lambda m: m["scorer"].update(file="../outside.onnx"), "must be a file name inside"),
+        (lambda m: m["scorer"].update(file="/etc/passwd"), "must be a file name inside"),
         (lambda m: m["scorer"].update(file="cascade.onnx"), "inputs are"),
         (lambda m: m["cascade"].update(signals=["text_log_chars", "telepathy"]),
          "unknown cascade signals ['telepathy']"),
@@ -102,8 +104,53 @@ def test_a_bad_policy_directory_is_refused_with_what_to_fix(
 
 
 def test_missing_or_unreadable_manifest(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match=r"cannot read policy\.json"):
+    with pytest.raises(PolicyError, match=r"nowhere: cannot read policy\.json"):
         Policy.load(tmp_path / "nowhere")
     (tmp_path / "policy.json").write_text("{not json")
     with pytest.raises(PolicyError, match=r"policy\.json: invalid"):
         Policy.load(tmp_path)
+
+
+def test_a_load_during_a_directory_swap_sees_one_policy_whole(
+    tmp_path: Path, query_rule_policy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `sllm learn` replaces a policy directory by renames while a router may be loading
+    # it: every load must pair a manifest with its own models, never the other's. The
+    # swaps here come far faster than any learner's, to hit loads in flight.
+    import threading
+
+    from router.learning import train
+
+    monkeypatch.setattr(train, "RETIRED_GRACE_S", 0.01)
+    sources = [default_policy_dir(), query_rule_policy]
+    expected = {Policy.load(s).version: Policy.load(s).p_edge_ok("w001 apple") for s in sources}
+    assert len(set(expected.values())) == 2
+    live = tmp_path / "live"
+    shutil.copytree(sources[0], live)
+    stop = threading.Event()
+    swaps = 0
+
+    def swap() -> None:
+        nonlocal swaps
+        while not stop.is_set():
+            staging = tmp_path / f".staging-{swaps}"
+            shutil.copytree(sources[(swaps + 1) % 2], staging)
+            train._install(staging, live)
+            swaps += 1
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    seen = []
+    try:
+        for _ in range(100):
+            try:
+                policy = Policy.load(live)
+            except PolicyError:
+                continue  # files removed under a load five times running: refused, clearly
+            seen.append(policy.version)
+            assert policy.p_edge_ok("w001 apple") == expected[policy.version]
+    finally:
+        stop.set()
+        swapper.join()
+    assert swaps > 10
+    assert len(set(seen)) == 2  # loads succeeded on both sides of the swaps
