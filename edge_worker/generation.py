@@ -80,8 +80,10 @@ def generate(
         limit = min(job.max_tokens, model.n_ctx - len(job.prompt_tokens))
         # A job that waited past its deadline (or whose caller left) never touches the model.
         exit_reason = _interruption(job, cancelled)
-        if exit_reason is None:
-            model.prefill(job.prompt_tokens)
+        if exit_reason is None and not model.prefill(
+            job.prompt_tokens, lambda: _interruption(job, cancelled) is not None
+        ):
+            exit_reason = _interruption(job, cancelled)
         prefill_ms = _ms(started)
         decode_started = time.perf_counter()
         pending: int | None = None

