@@ -101,7 +101,7 @@ class Cascade:
         if blocker is not None:
             raise RouteFailed(f"the edge failed ({self.record.edge_error}) and {blocker}")
         if self.shown:
-            yield Reset("the edge failed; the cloud answers instead")
+            yield self._reset("the edge failed; the cloud answers instead")
         async for event in self._cloud():
             yield event
         if self.cloud_result is None:
@@ -114,7 +114,7 @@ class Cascade:
         if not self.plan.other_tier_allowed:
             raise RouteFailed(f"the cloud failed ({self.record.cloud_error}), and {self.plan.why}")
         if self.shown:
-            yield Reset("the cloud failed; the edge answers instead")
+            yield self._reset("the cloud failed; the edge answers instead")
         async for event in self._edge(self._remaining_ms()):
             yield event
         if self.edge_answer is None:
@@ -125,13 +125,17 @@ class Cascade:
 
     async def _escalate(self, verdict: Verdict) -> AsyncIterator[Event]:
         if self.shown:
-            yield Reset(verdict.why)
+            yield self._reset(verdict.why)
         async for event in self._cloud():
             yield event
         if self.cloud_result is None and self.edge_answer is not None:
             if self.shown:
-                yield Reset("the cloud failed; the edge answer is returned")
+                yield self._reset("the cloud failed; the edge answer is returned")
             yield Delta(self.edge_answer.text, "EDGE")
+
+    def _reset(self, reason: str) -> Reset:
+        self.shown = False
+        return Reset(reason)
 
     def _cloud_blocker_now(self) -> str | None:
         now = dataclasses.replace(self.situation, remaining_ms=self._remaining_ms())

@@ -165,13 +165,14 @@ class OutcomeLog:
         self._thread.start()
 
     def record(self, entry: LoggedRequest) -> None:
-        """Queues a routed query for writing; never blocks."""
-        row = _row(entry, self._store_prompts)
+        """Queues a routed query for writing; never blocks. The row is built by the writer
+        thread too, so serializing it costs the request nothing."""
+        store = self._store_prompts
         try:
-            self._queue.put_nowait((lambda c: c.execute(_INSERT, row), None))
+            self._queue.put_nowait((lambda c: c.execute(_INSERT, _row(entry, store)), None))
         except queue.Full:
             metrics.OUTCOME_ROWS_DROPPED.inc()
-            log.warning("outcome_log.row_dropped", request_id=row["request_id"])
+            log.warning("outcome_log.row_dropped", request_id=entry.result.request_id)
 
     async def feedback(self, request_id: str, score: float, source: str) -> bool:
         """Attaches an outcome to a logged request; False when no such request was logged."""

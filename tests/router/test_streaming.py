@@ -7,7 +7,8 @@ import pytest
 
 from sllm.v1 import router_pb2
 from tests.fixtures.cloud import StandInServer
-from tests.fixtures.router import RouterFactory
+from tests.fixtures.edge import EdgeWorkerProcess
+from tests.fixtures.router import RouterFactory, closed_cloud
 from tests.router.requests import ask, route_name
 
 pytestmark = pytest.mark.slow
@@ -42,3 +43,20 @@ async def test_an_accepted_edge_answer_streams_without_a_reset(
     assert route_name(final) == "EDGE"
     assert "".join(e.delta.text for e in events[:-1]) == final.text
     assert final.decision.reason
+
+
+async def test_a_failed_escalation_resends_the_edge_answer_after_one_reset(
+    router_factory: RouterFactory, edge_server: EdgeWorkerProcess
+) -> None:
+    router = await router_factory(
+        edge_target=edge_server.target, cloud=closed_cloud(), pre=0.0, cascade=1.0
+    )
+    events = [event async for event in router.stub.GenerateStream(ask())]
+    kinds = [event.WhichOneof("event") for event in events]
+    # The cloud failed before sending any text: nothing more to take back.
+    assert kinds.count("reset") == 1 and kinds[-1] == "final"
+    final = events[-1].final
+    assert route_name(final) == "EDGE_FALLBACK" and final.degraded
+    after_reset = events[kinds.index("reset") + 1 : -1]
+    assert [e.delta.tier for e in after_reset] == [router_pb2.TIER_EDGE]
+    assert after_reset[0].delta.text == final.text

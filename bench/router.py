@@ -1,0 +1,251 @@
+"""`sllm bench router`: what the router costs on top of the tiers it routes to.
+
+1. Decision overhead, in-process: `Router.decide` (features, the ONNX scorer, budget and
+   policy: everything before a tier runs) on real questions from ../shared/data; p50, p99.
+2. Added latency: the same 1-token request sent to a real edge worker directly, and
+   through a real router process in front of it (local_only, so the router calls only the
+   edge); calls alternate so both see the same load. added = p50(router) - p50(direct).
+
+The last line prints the headline figures as key=value pairs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from edge_worker.process import start_edge_worker
+from router.active_policy import ActivePolicy
+from router.edge_client import EdgeClient
+from router.estimators import CloudLatency, EdgeLatency
+from router.outcomes import OutcomeLog
+from router.pipeline import Router
+from router.query import Query
+from router.scorer import default_policy_dir
+from sllm.chat import ChatMessage
+from sllm.settings import CloudSettings, RouterSettings
+from sllm.v1 import common_pb2, edge_pb2, edge_pb2_grpc, router_pb2, router_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+ONE_TOKEN_QUESTION = "What is the capital of France?"
+TARGETS = {"decision_p99_ms": 0.5, "added_p50_ms": 1.0}
+
+
+def _questions(limit: int) -> list[str]:
+    lines = (DATA / "gsm8k" / "test.jsonl").open(encoding="utf-8")
+    gsm8k = [json.loads(line)["question"] for line, _ in zip(lines, range(limit), strict=False)]
+    strategy = [
+        row["question"] for row in json.loads((DATA / "strategyqa" / "train.json").read_text())
+    ]
+    return [q for pair in zip(gsm8k, strategy[:limit], strict=False) for q in pair]
+
+
+def _query(text: str) -> Query:
+    return Query(
+        messages=[ChatMessage("user", text)],
+        max_tokens=256,
+        latency_budget_ms=None,
+        cost_ceiling_usd=None,
+        route_hint="AUTO",
+        local_only=False,
+        answer_format="NUMBER",
+        tenant="bench",
+        client_request_id="",
+    )
+
+
+def _percentile(samples: list[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def measure_decisions(rounds: int, scratch: Path) -> tuple[list[float], list[float]]:
+    """Milliseconds per `Router.decide` over real questions (no tier is called), and, as
+    the baseline, per bare `Policy.p_edge_ok` call on the same questions, alternating."""
+    from cloud_adapter import CloudClient
+
+    settings = RouterSettings()
+    policies = ActivePolicy(default_policy_dir())
+    router = Router(
+        settings,
+        edge=EdgeClient("127.0.0.1:9"),  # never called: deciding does no I/O
+        cloud=CloudClient(CloudSettings()),
+        policies=policies,
+        outcomes=OutcomeLog(scratch / "decide.sqlite3", store_prompts=False, queue_size=10),
+        edge_latency=EdgeLatency(prefill_tokens_per_s=300.0, decode_tokens_per_s=30.0),
+        cloud_latency=CloudLatency(ttft_ms=800.0, ms_per_token=40.0),
+    )
+    queries = [_query(text) for text in _questions(200)]
+    for query in queries[:50]:  # warm the ONNX session
+        router.decide(query)
+    decisions, scorer = [], []
+    for i in range(rounds):
+        query = queries[i % len(queries)]
+        started = time.perf_counter()
+        router.decide(query)
+        decisions.append((time.perf_counter() - started) * 1000.0)
+        started = time.perf_counter()
+        policies.current.p_edge_ok(query.text)
+        scorer.append((time.perf_counter() - started) * 1000.0)
+    await router.aclose()
+    return decisions, scorer
+
+
+@contextmanager
+def _router_process(edge_target: str, scratch: Path) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "SLLM_ROUTER__METRICS_PORT": "0",
+        "SLLM_ROUTER__OUTCOME_DB": str(scratch / "outcomes.sqlite3"),
+        "SLLM_LOG__LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sllm",
+            "router",
+            "serve",
+            "--port",
+            str(port),
+            "--edge",
+            edge_target,
+        ],
+        env=env,
+    )
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+async def _wait_serving(target: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with grpc.aio.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.2)
+
+
+@dataclass
+class Calls:
+    """Milliseconds per 1-token call, paired: direct to the edge, and through the router;
+    plus the router's own time around its edge call (its total_ms - edge_ms)."""
+
+    direct: list[float] = field(default_factory=list)
+    routed: list[float] = field(default_factory=list)
+    inside_router: list[float] = field(default_factory=list)
+
+
+async def measure_added_latency(edge_target: str, router_target: str, rounds: int) -> Calls:
+    messages = [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=ONE_TOKEN_QUESTION)]
+    direct_request = edge_pb2.EdgeGenerateRequest(
+        messages=messages, max_tokens=1, reasoning_mode=common_pb2.REASONING_MODE_DIRECT
+    )
+    routed_request = router_pb2.RouteRequest(messages=messages, max_tokens=1, local_only=True)
+    calls = Calls()
+    async with (
+        grpc.aio.insecure_channel(edge_target) as edge_channel,
+        grpc.aio.insecure_channel(router_target) as router_channel,
+    ):
+        edge = edge_pb2_grpc.EdgeWorkerStub(edge_channel)
+        router = router_pb2_grpc.RouterStub(router_channel)
+        for i in range(rounds + 10):
+            started = time.perf_counter()
+            async for _ in edge.Generate(direct_request):
+                pass
+            direct_ms = (time.perf_counter() - started) * 1000.0
+            started = time.perf_counter()
+            response = await router.Generate(routed_request)
+            routed_ms = (time.perf_counter() - started) * 1000.0
+            assert response.route == router_pb2.ROUTE_EDGE, response.decision.reason
+            if i >= 10:  # the first calls warm caches and connections
+                calls.direct.append(direct_ms)
+                calls.routed.append(routed_ms)
+                timings = response.decision.timings
+                calls.inside_router.append(timings.total_ms - timings.edge_ms)
+    return calls
+
+
+async def _main(quick: bool) -> int:
+    decision_rounds, call_rounds = (2_000, 60) if quick else (20_000, 300)
+    with tempfile.TemporaryDirectory(prefix="sllm-bench-router-") as tmp:
+        scratch = Path(tmp)
+        decisions, scorer = await measure_decisions(decision_rounds, scratch)
+        edge = start_edge_worker()
+        try:
+            with _router_process(edge.target, scratch) as router_target:
+                await _wait_serving(router_target)
+                calls = await measure_added_latency(edge.target, router_target, call_rounds)
+        finally:
+            edge.stop()
+    paired = [r - d for r, d in zip(calls.routed, calls.direct, strict=True)]
+    figures = {
+        "decision_p50_ms": statistics.median(decisions),
+        "decision_p99_ms": _percentile(decisions, 0.99),
+        "scorer_p50_ms": statistics.median(scorer),
+        "scorer_p99_ms": _percentile(scorer, 0.99),
+        "direct_p50_ms": statistics.median(calls.direct),
+        "routed_p50_ms": statistics.median(calls.routed),
+        "added_p50_ms": statistics.median(calls.routed) - statistics.median(calls.direct),
+        "added_paired_p50_ms": statistics.median(paired),
+        "inside_router_p50_ms": statistics.median(calls.inside_router),
+    }
+    figures["decision_over_scorer_p50"] = figures["decision_p50_ms"] / figures["scorer_p50_ms"]
+    figures["routed_over_direct"] = figures["routed_p50_ms"] / figures["direct_p50_ms"]
+    print(f"decision overhead ({len(decisions)} decisions in-process, default policy):")
+    print(
+        f"  Router.decide       p50 {figures['decision_p50_ms']:.3f} ms  p99 "
+        f"{figures['decision_p99_ms']:.3f} ms"
+    )
+    print(
+        f"  baseline: scorer    p50 {figures['scorer_p50_ms']:.3f} ms  p99 "
+        f"{figures['scorer_p99_ms']:.3f} ms  (decide / scorer p50 = "
+        f"{figures['decision_over_scorer_p50']:.2f})"
+    )
+    print(f"1-token request ({len(paired)} pairs, alternating):")
+    print(f"  direct to the edge  p50 {figures['direct_p50_ms']:.2f} ms")
+    print(
+        f"  through the router  p50 {figures['routed_p50_ms']:.2f} ms "
+        f"(router / direct = {figures['routed_over_direct']:.3f})"
+    )
+    print(
+        f"  added p50 {figures['added_p50_ms']:.2f} ms; median of paired differences "
+        f"{figures['added_paired_p50_ms']:.2f} ms; inside the router around its edge call "
+        f"{figures['inside_router_p50_ms']:.2f} ms"
+    )
+    for key, target in TARGETS.items():
+        verdict = "met" if figures[key] <= target else "MISSED"
+        print(f"target {key} <= {target}: {verdict}")
+    print(" ".join(f"{key}={value:.4f}" for key, value in figures.items()))
+    return 0
+
+
+def run(quick: bool) -> int:
+    return asyncio.run(_main(quick))
