@@ -12,7 +12,7 @@ from sllm.cli import SubParsers
 
 def _serve(args: argparse.Namespace) -> int:
     from edge_worker.model import ModelLoadError
-    from edge_worker.server import serve
+    from edge_worker.server import ListenError, serve
     from sllm.settings import get_settings
 
     overrides = {
@@ -26,7 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(serve(settings))
-    except ModelLoadError as error:
+    except (ModelLoadError, ListenError) as error:
         print(f"sllm edge serve: {error}", file=sys.stderr)
         return 2
     return 0

@@ -22,6 +22,10 @@ from sllm.settings import EdgeSettings
 log = structlog.get_logger(__name__)
 
 
+class ListenError(RuntimeError):
+    """The gRPC or the metrics port cannot be bound (taken, or a bad address)."""
+
+
 @dataclass
 class RunningWorker:
     server: grpc.aio.Server
@@ -52,10 +56,19 @@ async def start(settings: EdgeSettings) -> RunningWorker:
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
-    metrics_server, _ = start_http_server(
-        settings.metrics_port, addr=settings.host, registry=metrics.registry
-    )
+    address = f"{settings.host}:{settings.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise ListenError(f"cannot listen on {address} (is the port taken?): {error}") from error
+    try:
+        metrics_server, _ = start_http_server(
+            settings.metrics_port, addr=settings.host, registry=metrics.registry
+        )
+    except OSError as error:
+        raise ListenError(
+            f"cannot serve metrics on {settings.host}:{settings.metrics_port}: {error}"
+        ) from error
     await server.start()
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)

@@ -49,16 +49,16 @@ def test_metrics_count_requests_tokens_and_exit_reasons(edge_server: EdgeWorkerP
     assert "sllm_edge_decode_tokens_per_second_count" in text
 
 
-def _serve(model: Path) -> subprocess.CompletedProcess[str]:
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    """`sllm edge serve ARGS`, for start-ups that must fail (else it would not return)."""
     return subprocess.run(
-        [sys.executable, "-m", "sllm", "edge", "serve", "--model", str(model), "--port", "0",
-         "--metrics-port", "0"],
+        [sys.executable, "-m", "sllm", "edge", "serve", "--metrics-port", "0", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
 
 
 def test_missing_model_file_is_a_clear_startup_error(tmp_path: Path) -> None:
-    result = _serve(tmp_path / "absent.gguf")
+    result = _serve("--model", str(tmp_path / "absent.gguf"), "--port", "0")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         f"sllm edge serve: model file not found: {tmp_path / 'absent.gguf'}"
@@ -75,8 +75,14 @@ def test_corrupt_model_file_is_a_clear_startup_error(
 ) -> None:
     model = tmp_path / "corrupt.gguf"
     model.write_bytes(content)
-    result = _serve(model)
+    result = _serve("--model", str(model), "--port", "0")
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert says in lines[0]
+
+
+def test_taken_port_is_a_clear_startup_error(edge_server: EdgeWorkerProcess) -> None:
+    result = _serve("--port", str(edge_server.port))
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{edge_server.port}" in result.stderr
