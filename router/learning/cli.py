@@ -60,14 +60,23 @@ def _collect(args: argparse.Namespace) -> int:
     from edge_worker.process import start_edge_worker
     from router.learning.collect import collect
     from router.learning.datasets import TASKS, sample
-    from router.outcome_table import write_table
+    from router.outcome_table import OutcomeRow, row_to_json
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         return _fail(f"unknown tasks {unknown}; known: {', '.join(TASKS)}")
     questions = sample(tasks, args.per_task, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Rows are appended as they are judged: an interrupted run keeps what it did.
     with contextlib.ExitStack() as stack:
+        table = stack.enter_context(out.open("w", encoding="utf-8"))
+
+        def append(row: OutcomeRow) -> None:
+            table.write(row_to_json(row) + "\n")
+            table.flush()
+
         target = args.edge
         if target is None:
             worker = start_edge_worker()
@@ -75,13 +84,12 @@ def _collect(args: argparse.Namespace) -> int:
             target = worker.target
         collected = asyncio.run(
             collect(questions, edge_target=target, reasoning_mode=args.reasoning,
-                    max_tokens=args.max_tokens, progress=not args.quiet)
+                    max_tokens=args.max_tokens, progress=not args.quiet, on_row=append)
         )
-    count = write_table(collected.rows, Path(args.out))
     right = sum(row.edge_score == 1.0 for row in collected.rows)
-    print(f"wrote {count} rows to {args.out}: the edge was right on {right}, "
+    print(f"wrote {len(collected.rows)} rows to {args.out}: the edge was right on {right}, "
           f"{collected.failures} questions failed at the edge")
-    return 0 if count else 1
+    return 0 if collected.rows else 1
 
 
 def _learn_readme(args: argparse.Namespace, sha256: str) -> str:

@@ -5,7 +5,7 @@ model without any traffic."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
@@ -66,10 +66,12 @@ async def collect(
     max_tokens: int = 64,
     timeout_s: float = 120.0,
     progress: bool = False,
+    on_row: Callable[[OutcomeRow], None] | None = None,
 ) -> Collected:
     """Asks the edge each question, one at a time (the edge serves one generation at a
     time anyway), and judges its answer. A question the edge fails on is logged and left
-    out."""
+    out. `on_row` sees each row as soon as it is judged (a long run keeps what it did
+    when interrupted)."""
     client = EdgeClient(edge_target)
     rows: list[OutcomeRow] = []
     failures = 0
@@ -90,7 +92,10 @@ async def collect(
                 failures += 1
                 log.warning("collect.edge_failed", question=question.id, error=str(error))
                 continue
-            rows.append(_row(question, answer, info.model))
+            row = _row(question, answer, info.model)
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
     finally:
         await client.aclose()
     return Collected(rows, failures)
