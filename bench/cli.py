@@ -1,10 +1,12 @@
-"""`sllm bench edge|router`: each benchmark module exposes `run(quick: bool) -> int`."""
+"""`sllm bench edge|router`: each benchmark module exposes `run(quick: bool) -> int`;
+`sllm bench replay-cloud` starts a server for benchmarks (its own options)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
+from bench import replay_cloud
 from sllm.cli import SubParsers
 
 BENCHMARKS = {
@@ -26,3 +28,4 @@ def register(sub: SubParsers) -> None:
         parser = bench_sub.add_parser(name, help=help_text)
         parser.add_argument("--quick", action="store_true", help="a short run (< 3 minutes)")
         parser.set_defaults(handler=_run, benchmark=name)
+    replay_cloud.register(bench_sub)
