@@ -17,6 +17,10 @@ from router.scorer import Policy
 log = structlog.get_logger("router.policy")
 
 
+class NoEarlierPolicy(RuntimeError):
+    """A rollback was asked for, but no policy was active before this one."""
+
+
 def _stamp(directory: Path) -> tuple[int, int] | None:
     try:
         stat = (directory / "policy.json").stat()
@@ -44,7 +48,7 @@ class ActivePolicy:
     def rollback(self) -> Policy:
         """Returns to the policy active before the last swap."""
         if self._previous is None:
-            raise RuntimeError("no earlier policy to roll back to")
+            raise NoEarlierPolicy("no earlier policy to roll back to: none was swapped out")
         self.swap(self._previous)
         return self._current
 

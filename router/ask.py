@@ -1,4 +1,5 @@
-"""`sllm ask`: one query to a running router, printed with its decision record."""
+"""`sllm ask` (one query to a running router, printed with its decision record) and
+`sllm router rollback`: the command-line clients of the Router API."""
 
 from __future__ import annotations
 
@@ -117,3 +118,20 @@ async def _stream(
             out.write("\n\n")
             return event.final
     raise RuntimeError("the stream ended without its final event")
+
+
+async def rollback(target: str, out: TextIO = sys.stdout) -> int:
+    """`sllm router rollback`: the running router returns to its previous policy."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            info = await router_pb2_grpc.RouterStub(channel).RollbackPolicy(
+                router_pb2.RollbackPolicyRequest()
+            )
+        except grpc.aio.AioRpcError as error:
+            sys.stderr.write(f"sllm router rollback: {error.code().name}: {error.details()}\n")
+            return 1
+    out.write(
+        f"active policy {info.version} (pre-generation threshold "
+        f"{info.pre_generation_threshold:.3f}, cascade threshold {info.cascade_threshold:.3f})\n"
+    )
+    return 0

@@ -70,6 +70,13 @@ def _ask(args: argparse.Namespace) -> int:
     return asyncio.run(ask(options))
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    from router.ask import rollback
+
+    router = get_settings().router
+    return asyncio.run(rollback(args.target or f"{router.host}:{router.port}"))
+
+
 def _export(args: argparse.Namespace) -> int:
     from router.export import export
 
@@ -107,6 +114,11 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     serve.add_argument("--edge", help="edge worker host:port")
     serve.add_argument("--policy", type=Path, help="policy directory")
     serve.set_defaults(handler=_serve)
+    rollback = router_sub.add_parser(
+        "rollback", help="make the running router return to its previous policy"
+    )
+    rollback.add_argument("--target", help="router host:port (default: from settings)")
+    rollback.set_defaults(handler=_rollback)
 
     export = outcomes.add_parser("export", help="the router's outcome log as an outcome table")
     export.add_argument("--out", type=Path, required=True, help="JSONL file to write")

@@ -70,6 +70,9 @@ def _handlers(servicer: RouterServicer) -> grpc.GenericRpcHandler[Any, Any]:
             "GetPolicy": unary(
                 servicer.GetPolicy, router_pb2.GetPolicyRequest, router_pb2.PolicyInfo
             ),
+            "RollbackPolicy": unary(
+                servicer.RollbackPolicy, router_pb2.RollbackPolicyRequest, router_pb2.PolicyInfo
+            ),
         },
     )
 

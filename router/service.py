@@ -8,6 +8,7 @@ from typing import Any, NoReturn, TypeAlias
 import grpc
 
 from router import metrics, wire
+from router.active_policy import NoEarlierPolicy
 from router.cascade import RouteFailed
 from router.outcomes import OutcomeLogFull
 from router.pipeline import Router
@@ -90,5 +91,13 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def GetPolicy(
         self, request: router_pb2.GetPolicyRequest, context: Context
     ) -> router_pb2.PolicyInfo:
-        policy = self._router.policies.current
-        return wire.policy_info(policy, policy.loaded_at, self._router.stats)
+        return wire.policy_info(self._router.policies.current, self._router.stats)
+
+    async def RollbackPolicy(
+        self, request: router_pb2.RollbackPolicyRequest, context: Context
+    ) -> router_pb2.PolicyInfo:
+        try:
+            policy = self._router.policies.rollback()
+        except NoEarlierPolicy as error:
+            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        return wire.policy_info(policy, self._router.stats)

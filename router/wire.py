@@ -78,9 +78,9 @@ def event(item: Event) -> router_pb2.RouteEvent:
     return router_pb2.RouteEvent(final=response(item))
 
 
-def policy_info(policy: Policy, loaded_at: float, stats: LiveStats) -> router_pb2.PolicyInfo:
+def policy_info(policy: Policy, stats: LiveStats) -> router_pb2.PolicyInfo:
     stamp = Timestamp()
-    stamp.FromNanoseconds(int(loaded_at * 1e9))
+    stamp.FromNanoseconds(int(policy.loaded_at * 1e9))
     return router_pb2.PolicyInfo(
         version=policy.version,
         pre_generation_threshold=policy.pre_generation_threshold,

@@ -54,6 +54,11 @@ class RouterStub:
                 request_serializer=sllm_dot_v1_dot_router__pb2.GetPolicyRequest.SerializeToString,
                 response_deserializer=sllm_dot_v1_dot_router__pb2.PolicyInfo.FromString,
                 _registered_method=True)
+        self.RollbackPolicy = channel.unary_unary(
+                '/sllm.v1.Router/RollbackPolicy',
+                request_serializer=sllm_dot_v1_dot_router__pb2.RollbackPolicyRequest.SerializeToString,
+                response_deserializer=sllm_dot_v1_dot_router__pb2.PolicyInfo.FromString,
+                _registered_method=True)
 
 
 class RouterServicer:
@@ -86,6 +91,14 @@ class RouterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RollbackPolicy(self, request, context):
+        """Returns to the policy that was active before the last swap (FAILED_PRECONDITION
+        when there is none) and reports the policy now active.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +120,11 @@ def add_RouterServicer_to_server(servicer, server):
             'GetPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPolicy,
                     request_deserializer=sllm_dot_v1_dot_router__pb2.GetPolicyRequest.FromString,
+                    response_serializer=sllm_dot_v1_dot_router__pb2.PolicyInfo.SerializeToString,
+            ),
+            'RollbackPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackPolicy,
+                    request_deserializer=sllm_dot_v1_dot_router__pb2.RollbackPolicyRequest.FromString,
                     response_serializer=sllm_dot_v1_dot_router__pb2.PolicyInfo.SerializeToString,
             ),
     }
@@ -217,6 +235,33 @@ class Router:
             target,
             '/sllm.v1.Router/GetPolicy',
             sllm_dot_v1_dot_router__pb2.GetPolicyRequest.SerializeToString,
+            sllm_dot_v1_dot_router__pb2.PolicyInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sllm.v1.Router/RollbackPolicy',
+            sllm_dot_v1_dot_router__pb2.RollbackPolicyRequest.SerializeToString,
             sllm_dot_v1_dot_router__pb2.PolicyInfo.FromString,
             options,
             channel_credentials,

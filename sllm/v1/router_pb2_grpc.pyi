@@ -41,6 +41,10 @@ class RouterStub:
     """
     Feedback: _grpc.UnaryUnaryMultiCallable[_router_pb2.FeedbackRequest, _router_pb2.FeedbackResponse]
     GetPolicy: _grpc.UnaryUnaryMultiCallable[_router_pb2.GetPolicyRequest, _router_pb2.PolicyInfo]
+    RollbackPolicy: _grpc.UnaryUnaryMultiCallable[_router_pb2.RollbackPolicyRequest, _router_pb2.PolicyInfo]
+    """Returns to the policy that was active before the last swap (FAILED_PRECONDITION
+    when there is none) and reports the policy now active.
+    """
 
 @_typing.type_check_only
 class RouterAsyncStub(RouterStub):
@@ -53,6 +57,10 @@ class RouterAsyncStub(RouterStub):
     """
     Feedback: _aio.UnaryUnaryMultiCallable[_router_pb2.FeedbackRequest, _router_pb2.FeedbackResponse]  # type: ignore[assignment]
     GetPolicy: _aio.UnaryUnaryMultiCallable[_router_pb2.GetPolicyRequest, _router_pb2.PolicyInfo]  # type: ignore[assignment]
+    RollbackPolicy: _aio.UnaryUnaryMultiCallable[_router_pb2.RollbackPolicyRequest, _router_pb2.PolicyInfo]  # type: ignore[assignment]
+    """Returns to the policy that was active before the last swap (FAILED_PRECONDITION
+    when there is none) and reports the policy now active.
+    """
 
 class RouterServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -86,5 +94,15 @@ class RouterServicer(metaclass=_abc_1.ABCMeta):
         request: _router_pb2.GetPolicyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_router_pb2.PolicyInfo, _abc.Awaitable[_router_pb2.PolicyInfo]]: ...
+
+    @_abc_1.abstractmethod
+    def RollbackPolicy(
+        self,
+        request: _router_pb2.RollbackPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.PolicyInfo, _abc.Awaitable[_router_pb2.PolicyInfo]]:
+        """Returns to the policy that was active before the last swap (FAILED_PRECONDITION
+        when there is none) and reports the policy now active.
+        """
 
 def add_RouterServicer_to_server(servicer: RouterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

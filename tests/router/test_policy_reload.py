@@ -1,13 +1,16 @@
 """The router picks up a changed policy directory while serving: no request fails or mixes
-two policies, and a broken policy is refused while the active one keeps serving."""
+two policies, a broken policy is refused while the active one keeps serving, and the
+operator can roll back to the policy before."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import sys
 from pathlib import Path
 
+import grpc
 import pytest
 
 from sllm.v1 import router_pb2
@@ -35,6 +38,9 @@ async def test_a_new_policy_is_swapped_in_under_load_and_a_broken_one_refused(
 ) -> None:
     router = await real_router(policy_reload_interval_s=0.1, health_interval_s=0.05)
     old = await _version(router.stub)
+    with pytest.raises(grpc.aio.AioRpcError) as nothing_before:
+        await router.stub.RollbackPolicy(router_pb2.RollbackPolicyRequest())
+    assert nothing_before.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
     async def one(i: int) -> router_pb2.RouteResponse:
         # local_only: the edge alone answers, so a failure could only come from the swap.
@@ -64,3 +70,18 @@ async def test_a_new_policy_is_swapped_in_under_load_and_a_broken_one_refused(
     assert await _version(router.stub) == "swapped"
     still = await one(99)
     assert still.decision.policy_version == "swapped"
+
+    # The operator's way back: `sllm router rollback` returns to the policy before the swap.
+    # (Run without blocking: this router serves on the test's own event loop.)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "sllm", "router", "rollback", "--target", router.target),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+    assert stdout.decode().startswith(f"active policy {old} ")
+    assert await _version(router.stub) == old
+    back = await one(100)
+    assert (back.decision.policy_version, back.decision.cascade_threshold) == (old, 0.0)

@@ -232,3 +232,16 @@ async def test_get_policy_reports_the_policy_and_live_statistics(
     assert info.stats.requests == 2
     assert dict(info.stats.route_share) == {"EDGE_THEN_CLOUD": 0.5, "EDGE": 0.5}
     assert info.stats.escalation_rate == 0.5
+
+
+async def test_without_a_latency_budget_the_grpc_deadline_is_the_budget(
+    real_router: RouterFactory,
+) -> None:
+    router = await real_router()
+    response = await router.stub.Generate(ask(local_only=True), timeout=25.0)
+    budget = response.decision.budget
+    assert budget.latency_budget_source == "grpc_deadline"
+    assert 20_000 < budget.latency_budget_ms <= 25_000
+    # A request's own budget wins when it is the tighter one.
+    tighter = await router.stub.Generate(ask(local_only=True, latency_budget_ms=15_000), timeout=25)
+    assert tighter.decision.budget.latency_budget_source == "request"
