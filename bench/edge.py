@@ -25,10 +25,11 @@ from pathlib import Path
 import grpc
 from llama_cpp import Llama
 
-from edge_worker.model import EdgeModel, default_model_path
+from edge_worker.model import EdgeModel
 from edge_worker.process import start_edge_worker
 from edge_worker.validation import prepare
 from sllm.answers import AnswerFormat, answers_match
+from sllm.models import bundled_model_path
 from sllm.settings import get_settings
 from sllm.v1 import common_pb2, edge_pb2, edge_pb2_grpc
 
@@ -142,7 +143,7 @@ def measure_throughput(
     stub: edge_pb2_grpc.EdgeWorkerStub, pid: int, max_tokens: int, repeats: int
 ) -> Throughput:
     settings = get_settings().edge
-    path = settings.model_path or default_model_path()
+    path = settings.model_path or bundled_model_path()
     request = _request(STORY, max_tokens=max_tokens, early_exit=edge_pb2.EarlyExit(disabled=True))
     # The bare loop gets exactly the worker's prompt tokens (chat template + instruction).
     prompt = prepare(request, EdgeModel(path, n_ctx=settings.n_ctx), settings).prompt_tokens

