@@ -29,10 +29,11 @@ from edge_worker.prompts import ReasoningMode, primer
 from sllm.answers import AnswerFormat, answers_match
 from sllm.settings import EarlyExitDefaults
 
-SETTLE = (-1.5, -1.0, -0.7, -0.4)
-COLLAPSE = (-2.5, -2.0, -1.5, -1.25, -1.0, -0.9, -0.8)
+SETTLE = (-1.5, -1.0, -0.5)
+COLLAPSE = (-2.5, -2.0, -1.5, -1.25, -1.0, -0.8)
 WINDOWS = (8, 16)
-MIN_TOKENS = (16, 32)
+MIN_TOKENS = (16,)
+REPEATS = (0, 12, 16, 24, 32)
 
 
 @dataclass(frozen=True)
@@ -94,20 +95,21 @@ def _score(runs: list[Recorded], rules: ExitRules) -> tuple[float, float]:
 
 def tune(path: Path, max_accuracy_drop: float) -> None:
     runs = _load(path)
-    off = ExitRules(False, 0.0, 0.0, 1, 0)
+    off = ExitRules(False, 0.0, 0.0, 1, 0, 0)
     _, baseline = _score(runs, off)
     defaults = EarlyExitDefaults()
     current = ExitRules(True, defaults.settle_min_logprob, defaults.collapse_max_logprob,
-                        defaults.collapse_window, defaults.collapse_min_tokens)
+                        defaults.collapse_window, defaults.collapse_min_tokens,
+                        defaults.collapse_repeat_tokens)
     saving, accuracy = _score(runs, current)
     print(f"{len(runs)} recorded generations, {sum(len(r.pieces) for r in runs)} tokens; "
           f"accuracy with early exit off {baseline:.3f}")
     print(f"current defaults {current}: saving {saving:.3f}, accuracy {accuracy:.3f}")
     grid = []
-    for settle, collapse, window, min_tokens in itertools.product(
-        SETTLE, COLLAPSE, WINDOWS, MIN_TOKENS
+    for settle, collapse, window, min_tokens, repeat in itertools.product(
+        SETTLE, COLLAPSE, WINDOWS, MIN_TOKENS, REPEATS
     ):
-        rules = ExitRules(True, settle, collapse, window, min_tokens)
+        rules = ExitRules(True, settle, collapse, window, min_tokens, repeat)
         grid.append((*_score(runs, rules), rules))
     allowed = [row for row in grid if row[1] >= baseline - max_accuracy_drop]
     allowed.sort(key=lambda row: (-row[0], -row[1]))
@@ -115,7 +117,7 @@ def tune(path: Path, max_accuracy_drop: float) -> None:
     for saving, accuracy, rules in allowed[:10]:
         print(f"  saving {saving:.3f} accuracy {accuracy:.3f}  settle>={rules.settle_min_logprob}"
               f" collapse<{rules.collapse_max_logprob} window={rules.collapse_window}"
-              f" min_tokens={rules.collapse_min_tokens}")
+              f" min_tokens={rules.collapse_min_tokens} repeat={rules.collapse_repeat_tokens}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

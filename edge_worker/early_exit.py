@@ -31,6 +31,7 @@ class ExitRules:
     collapse_max_logprob: float
     collapse_window: int
     collapse_min_tokens: int
+    collapse_repeat_tokens: int  # 0: no loop detection
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,10 @@ class ExitJudge:
         self._text = primer
         self._token_ends: list[int] = []  # end offset in the text of every token
         self._tracker = ConfidenceTracker(window=rules.collapse_window)
+        self._pieces: list[str] = []
+        self._seen_stretches: set[tuple[str, ...]] = set()
+        # Why a rule fired, in words, once one has.
+        self.detail = ""
 
     @property
     def completion_tokens(self) -> int:
@@ -67,13 +72,30 @@ class ExitJudge:
         self._tracker.add(choice)
         self._text += piece
         self._token_ends.append(len(self._text))
+        self._pieces.append(piece)
         if not self._rules.enabled:
             return None
+        looping = self._looping()  # records every stretch, so it runs on every token
         if self._settled():
             return ExitReason.SETTLED
         if self._collapsed():
             return ExitReason.COLLAPSE
+        if looping:
+            size = self._rules.collapse_repeat_tokens
+            self.detail = f"the last {size} tokens repeat earlier text verbatim"
+            return ExitReason.COLLAPSE
         return None
+
+    def _looping(self) -> bool:
+        """Whether the last `collapse_repeat_tokens` pieces repeat an earlier stretch."""
+        size = self._rules.collapse_repeat_tokens
+        if size == 0 or len(self._pieces) < size:
+            return False
+        stretch = tuple(self._pieces[-size:])
+        if stretch in self._seen_stretches:
+            return True
+        self._seen_stretches.add(stretch)
+        return False
 
     def _answer_logprob(self, span: AnswerSpan) -> float:
         """Mean log-probability of the tokens overlapping the answer's characters."""
@@ -86,14 +108,27 @@ class ExitJudge:
         span = find_answer(self._text, self._fmt, marked_only=True)
         if span is None or not span.complete or span.end <= len(self._primer):
             return False
-        return self._answer_logprob(span) >= self._rules.settle_min_logprob
+        logprob = self._answer_logprob(span)
+        if logprob < self._rules.settle_min_logprob:
+            return False
+        self.detail = (
+            f"answer {span.value!r} complete; its mean logprob {logprob:.2f} >= "
+            f"{self._rules.settle_min_logprob:.3g}"
+        )
+        return True
 
     def _collapsed(self) -> bool:
         rules = self._rules
-        return (
+        collapsed = (
             self.completion_tokens >= max(rules.collapse_min_tokens, rules.collapse_window)
             and self._tracker.window_mean < rules.collapse_max_logprob
         )
+        if collapsed:
+            self.detail = (
+                f"mean logprob {self._tracker.window_mean:.2f} over the last "
+                f"{rules.collapse_window} tokens < {rules.collapse_max_logprob:.3g}"
+            )
+        return collapsed
 
     def finish(self, tail: str = "") -> Judged:
         """The outcome, once generation stopped; `tail` is text still held by the decoder."""

@@ -52,10 +52,24 @@ class GenerationResult:
     decode_ms: float
     confidence: ConfidenceSummary
     exit_reason: ExitReason
+    exit_detail: str
 
 
 def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000.0
+
+
+def _detail(reason: ExitReason, job: PreparedGeneration, limit: int) -> str:
+    """Words for the exits the loop decides (the judge explains its own)."""
+    if reason is ExitReason.LENGTH and limit == job.max_tokens:
+        return f"max_tokens ({limit}) generated"
+    if reason is ExitReason.LENGTH:
+        return f"the context is full after {limit} tokens"
+    if reason is ExitReason.BUDGET:
+        return "the time budget (or the caller's deadline) ran out"
+    if reason is ExitReason.STOP:
+        return "the model ended its reply"
+    return "the caller cancelled"
 
 
 def _interruption(job: PreparedGeneration, cancelled: threading.Event) -> ExitReason | None:
@@ -114,4 +128,5 @@ def generate(
             decode_ms=_ms(decode_started),
             confidence=judged.confidence,
             exit_reason=exit_reason,
+            exit_detail=judge.detail or _detail(exit_reason, job, limit),
         )

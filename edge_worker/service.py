@@ -74,6 +74,7 @@ def _summary_event(
             escalate=result.exit_reason is ExitReason.COLLAPSE,
             model=model,
             reasoning_mode=_MODES[mode],
+            exit_detail=result.exit_detail,
         )
     )
 
@@ -117,6 +118,7 @@ class EdgeWorkerServicer:
                 log.info(
                     "edge.generated",
                     exit_reason=event.result.exit_reason.value,
+                    exit_detail=event.result.exit_detail,
                     reasoning_mode=job.reasoning_mode.value,
                     answer_format=job.answer_format.value,
                     answer_found=event.result.final_answer is not None,

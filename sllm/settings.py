@@ -40,6 +40,8 @@ class EarlyExitDefaults(BaseModel):
     collapse_max_logprob: float = -2.5
     collapse_window: int = Field(default=12, ge=1)
     collapse_min_tokens: int = Field(default=12, ge=0)
+    # 0: no loop detection.
+    collapse_repeat_tokens: int = Field(default=16, ge=0)
 
 
 class EdgeSettings(BaseModel):

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from sllm.v1 import common_pb2 as sllm_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12sllm/v1/edge.proto\x12\x07sllm.v1\x1a\x14sllm/v1/common.proto\"\xfd\x01\n\tEarlyExit\x12\x10\n\x08\x64isabled\x18\x01 \x01(\x08\x12\x1f\n\x12settle_min_logprob\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12!\n\x14\x63ollapse_max_logprob\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\x1c\n\x0f\x63ollapse_window\x18\x04 \x01(\rH\x02\x88\x01\x01\x12 \n\x13\x63ollapse_min_tokens\x18\x05 \x01(\rH\x03\x88\x01\x01\x42\x15\n\x13_settle_min_logprobB\x17\n\x15_collapse_max_logprobB\x12\n\x10_collapse_windowB\x16\n\x14_collapse_min_tokens\"\x97\x02\n\x13\x45\x64geGenerateRequest\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.sllm.v1.ChatMessage\x12.\n\x0ereasoning_mode\x18\x02 \x01(\x0e\x32\x16.sllm.v1.ReasoningMode\x12\x17\n\nmax_tokens\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\x0etime_budget_ms\x18\x04 \x01(\r\x12,\n\ranswer_format\x18\x05 \x01(\x0e\x32\x15.sllm.v1.AnswerFormat\x12&\n\nearly_exit\x18\x06 \x01(\x0b\x32\x12.sllm.v1.EarlyExit\x12\x12\n\nrequest_id\x18\x07 \x01(\tB\r\n\x0b_max_tokens\"K\n\nTokenDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x02\x12\x0f\n\x07\x65ntropy\x18\x03 \x01(\x02\x12\r\n\x05index\x18\x04 \x01(\r\"X\n\x0b\x45\x64geTimings\x12\x10\n\x08queue_ms\x18\x01 \x01(\x02\x12\x12\n\nprefill_ms\x18\x02 \x01(\x02\x12\x11\n\tdecode_ms\x18\x03 \x01(\x02\x12\x10\n\x08total_ms\x18\x04 \x01(\x02\"\xc4\x02\n\x0b\x45\x64geSummary\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x14\n\x0c\x66inal_answer\x18\x02 \x01(\t\x12\x14\n\x0c\x61nswer_found\x18\x03 \x01(\x08\x12\x15\n\rprompt_tokens\x18\x04 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\r\x12%\n\x07timings\x18\x06 \x01(\x0b\x32\x14.sllm.v1.EdgeTimings\x12\'\n\nconfidence\x18\x07 \x01(\x0b\x32\x13.sllm.v1.Confidence\x12(\n\x0b\x65xit_reason\x18\x08 \x01(\x0e\x32\x13.sllm.v1.ExitReason\x12\x10\n\x08\x65scalate\x18\t \x01(\x08\x12\r\n\x05model\x18\n \x01(\t\x12.\n\x0ereasoning_mode\x18\x0b \x01(\x0e\x32\x16.sllm.v1.ReasoningMode\"k\n\x11\x45\x64geGenerateEvent\x12$\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x13.sllm.v1.TokenDeltaH\x00\x12\'\n\x07summary\x18\x02 \x01(\x0b\x32\x14.sllm.v1.EdgeSummaryH\x00\x42\x07\n\x05\x65vent\"\x11\n\x0f\x45\x64geInfoRequest\"\xab\x01\n\x08\x45\x64geInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nmodel_path\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontext_size\x18\x03 \x01(\r\x12\x1c\n\x14prefill_tokens_per_s\x18\x04 \x01(\x02\x12\x1b\n\x13\x64\x65\x63ode_tokens_per_s\x18\x05 \x01(\x02\x12\x16\n\x0equeue_capacity\x18\x06 \x01(\r\x12\x13\n\x0bqueue_depth\x18\x07 \x01(\r2\x89\x01\n\nEdgeWorker\x12\x46\n\x08Generate\x12\x1c.sllm.v1.EdgeGenerateRequest\x1a\x1a.sllm.v1.EdgeGenerateEvent0\x01\x12\x33\n\x04Info\x12\x18.sllm.v1.EdgeInfoRequest\x1a\x11.sllm.v1.EdgeInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12sllm/v1/edge.proto\x12\x07sllm.v1\x1a\x14sllm/v1/common.proto\"\xbd\x02\n\tEarlyExit\x12\x10\n\x08\x64isabled\x18\x01 \x01(\x08\x12\x1f\n\x12settle_min_logprob\x18\x02 \x01(\x02H\x00\x88\x01\x01\x12!\n\x14\x63ollapse_max_logprob\x18\x03 \x01(\x02H\x01\x88\x01\x01\x12\x1c\n\x0f\x63ollapse_window\x18\x04 \x01(\rH\x02\x88\x01\x01\x12 \n\x13\x63ollapse_min_tokens\x18\x05 \x01(\rH\x03\x88\x01\x01\x12#\n\x16\x63ollapse_repeat_tokens\x18\x06 \x01(\rH\x04\x88\x01\x01\x42\x15\n\x13_settle_min_logprobB\x17\n\x15_collapse_max_logprobB\x12\n\x10_collapse_windowB\x16\n\x14_collapse_min_tokensB\x19\n\x17_collapse_repeat_tokens\"\x97\x02\n\x13\x45\x64geGenerateRequest\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.sllm.v1.ChatMessage\x12.\n\x0ereasoning_mode\x18\x02 \x01(\x0e\x32\x16.sllm.v1.ReasoningMode\x12\x17\n\nmax_tokens\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\x0etime_budget_ms\x18\x04 \x01(\r\x12,\n\ranswer_format\x18\x05 \x01(\x0e\x32\x15.sllm.v1.AnswerFormat\x12&\n\nearly_exit\x18\x06 \x01(\x0b\x32\x12.sllm.v1.EarlyExit\x12\x12\n\nrequest_id\x18\x07 \x01(\tB\r\n\x0b_max_tokens\"K\n\nTokenDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x02\x12\x0f\n\x07\x65ntropy\x18\x03 \x01(\x02\x12\r\n\x05index\x18\x04 \x01(\r\"X\n\x0b\x45\x64geTimings\x12\x10\n\x08queue_ms\x18\x01 \x01(\x02\x12\x12\n\nprefill_ms\x18\x02 \x01(\x02\x12\x11\n\tdecode_ms\x18\x03 \x01(\x02\x12\x10\n\x08total_ms\x18\x04 \x01(\x02\"\xd9\x02\n\x0b\x45\x64geSummary\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x14\n\x0c\x66inal_answer\x18\x02 \x01(\t\x12\x14\n\x0c\x61nswer_found\x18\x03 \x01(\x08\x12\x15\n\rprompt_tokens\x18\x04 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\r\x12%\n\x07timings\x18\x06 \x01(\x0b\x32\x14.sllm.v1.EdgeTimings\x12\'\n\nconfidence\x18\x07 \x01(\x0b\x32\x13.sllm.v1.Confidence\x12(\n\x0b\x65xit_reason\x18\x08 \x01(\x0e\x32\x13.sllm.v1.ExitReason\x12\x10\n\x08\x65scalate\x18\t \x01(\x08\x12\r\n\x05model\x18\n \x01(\t\x12.\n\x0ereasoning_mode\x18\x0b \x01(\x0e\x32\x16.sllm.v1.ReasoningMode\x12\x13\n\x0b\x65xit_detail\x18\x0c \x01(\t\"k\n\x11\x45\x64geGenerateEvent\x12$\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x13.sllm.v1.TokenDeltaH\x00\x12\'\n\x07summary\x18\x02 \x01(\x0b\x32\x14.sllm.v1.EdgeSummaryH\x00\x42\x07\n\x05\x65vent\"\x11\n\x0f\x45\x64geInfoRequest\"\xab\x01\n\x08\x45\x64geInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nmodel_path\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontext_size\x18\x03 \x01(\r\x12\x1c\n\x14prefill_tokens_per_s\x18\x04 \x01(\x02\x12\x1b\n\x13\x64\x65\x63ode_tokens_per_s\x18\x05 \x01(\x02\x12\x16\n\x0equeue_capacity\x18\x06 \x01(\r\x12\x13\n\x0bqueue_depth\x18\x07 \x01(\r2\x89\x01\n\nEdgeWorker\x12\x46\n\x08Generate\x12\x1c.sllm.v1.EdgeGenerateRequest\x1a\x1a.sllm.v1.EdgeGenerateEvent0\x01\x12\x33\n\x04Info\x12\x18.sllm.v1.EdgeInfoRequest\x1a\x11.sllm.v1.EdgeInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,21 +33,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sllm.v1.edge_pb2', _globals
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EARLYEXIT']._serialized_start=54
-  _globals['_EARLYEXIT']._serialized_end=307
-  _globals['_EDGEGENERATEREQUEST']._serialized_start=310
-  _globals['_EDGEGENERATEREQUEST']._serialized_end=589
-  _globals['_TOKENDELTA']._serialized_start=591
-  _globals['_TOKENDELTA']._serialized_end=666
-  _globals['_EDGETIMINGS']._serialized_start=668
-  _globals['_EDGETIMINGS']._serialized_end=756
-  _globals['_EDGESUMMARY']._serialized_start=759
-  _globals['_EDGESUMMARY']._serialized_end=1083
-  _globals['_EDGEGENERATEEVENT']._serialized_start=1085
-  _globals['_EDGEGENERATEEVENT']._serialized_end=1192
-  _globals['_EDGEINFOREQUEST']._serialized_start=1194
-  _globals['_EDGEINFOREQUEST']._serialized_end=1211
-  _globals['_EDGEINFO']._serialized_start=1214
-  _globals['_EDGEINFO']._serialized_end=1385
-  _globals['_EDGEWORKER']._serialized_start=1388
-  _globals['_EDGEWORKER']._serialized_end=1525
+  _globals['_EARLYEXIT']._serialized_end=371
+  _globals['_EDGEGENERATEREQUEST']._serialized_start=374
+  _globals['_EDGEGENERATEREQUEST']._serialized_end=653
+  _globals['_TOKENDELTA']._serialized_start=655
+  _globals['_TOKENDELTA']._serialized_end=730
+  _globals['_EDGETIMINGS']._serialized_start=732
+  _globals['_EDGETIMINGS']._serialized_end=820
+  _globals['_EDGESUMMARY']._serialized_start=823
+  _globals['_EDGESUMMARY']._serialized_end=1168
+  _globals['_EDGEGENERATEEVENT']._serialized_start=1170
+  _globals['_EDGEGENERATEEVENT']._serialized_end=1277
+  _globals['_EDGEINFOREQUEST']._serialized_start=1279
+  _globals['_EDGEINFOREQUEST']._serialized_end=1296
+  _globals['_EDGEINFO']._serialized_start=1299
+  _globals['_EDGEINFO']._serialized_end=1470
+  _globals['_EDGEWORKER']._serialized_start=1473
+  _globals['_EDGEWORKER']._serialized_end=1610
 # @@protoc_insertion_point(module_scope)

@@ -32,6 +32,7 @@ class EarlyExit(_message.Message):
     COLLAPSE_MAX_LOGPROB_FIELD_NUMBER: _builtins.int
     COLLAPSE_WINDOW_FIELD_NUMBER: _builtins.int
     COLLAPSE_MIN_TOKENS_FIELD_NUMBER: _builtins.int
+    COLLAPSE_REPEAT_TOKENS_FIELD_NUMBER: _builtins.int
     disabled: _builtins.bool
     """Turns all early exits off except the budget: the generation runs to STOP or LENGTH."""
     settle_min_logprob: _builtins.float
@@ -45,6 +46,11 @@ class EarlyExit(_message.Message):
     collapse_window: _builtins.int
     collapse_min_tokens: _builtins.int
     """COLLAPSE is not judged before this many tokens."""
+    collapse_repeat_tokens: _builtins.int
+    """COLLAPSE also fires when the generation falls into a loop: its last this-many tokens
+    repeat, verbatim, a stretch it already wrote (a small model's usual failure, and a
+    confident one, which the log-probability window does not see). 0 turns this off.
+    """
     def __init__(
         self,
         *,
@@ -53,15 +59,18 @@ class EarlyExit(_message.Message):
         collapse_max_logprob: _builtins.float | None = ...,
         collapse_window: _builtins.int | None = ...,
         collapse_min_tokens: _builtins.int | None = ...,
+        collapse_repeat_tokens: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_collapse_max_logprob", b"_collapse_max_logprob", "_collapse_min_tokens", b"_collapse_min_tokens", "_collapse_window", b"_collapse_window", "_settle_min_logprob", b"_settle_min_logprob", "collapse_max_logprob", b"collapse_max_logprob", "collapse_min_tokens", b"collapse_min_tokens", "collapse_window", b"collapse_window", "settle_min_logprob", b"settle_min_logprob"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_collapse_max_logprob", b"_collapse_max_logprob", "_collapse_min_tokens", b"_collapse_min_tokens", "_collapse_repeat_tokens", b"_collapse_repeat_tokens", "_collapse_window", b"_collapse_window", "_settle_min_logprob", b"_settle_min_logprob", "collapse_max_logprob", b"collapse_max_logprob", "collapse_min_tokens", b"collapse_min_tokens", "collapse_repeat_tokens", b"collapse_repeat_tokens", "collapse_window", b"collapse_window", "settle_min_logprob", b"settle_min_logprob"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_collapse_max_logprob", b"_collapse_max_logprob", "_collapse_min_tokens", b"_collapse_min_tokens", "_collapse_window", b"_collapse_window", "_settle_min_logprob", b"_settle_min_logprob", "collapse_max_logprob", b"collapse_max_logprob", "collapse_min_tokens", b"collapse_min_tokens", "collapse_window", b"collapse_window", "disabled", b"disabled", "settle_min_logprob", b"settle_min_logprob"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_collapse_max_logprob", b"_collapse_max_logprob", "_collapse_min_tokens", b"_collapse_min_tokens", "_collapse_repeat_tokens", b"_collapse_repeat_tokens", "_collapse_window", b"_collapse_window", "_settle_min_logprob", b"_settle_min_logprob", "collapse_max_logprob", b"collapse_max_logprob", "collapse_min_tokens", b"collapse_min_tokens", "collapse_repeat_tokens", b"collapse_repeat_tokens", "collapse_window", b"collapse_window", "disabled", b"disabled", "settle_min_logprob", b"settle_min_logprob"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__collapse_max_logprob: _TypeAlias = _typing.Literal["collapse_max_logprob"]  # noqa: Y015
     _WhichOneofArgType__collapse_max_logprob: _TypeAlias = _typing.Literal["_collapse_max_logprob", b"_collapse_max_logprob"]  # noqa: Y015
     _WhichOneofReturnType__collapse_min_tokens: _TypeAlias = _typing.Literal["collapse_min_tokens"]  # noqa: Y015
     _WhichOneofArgType__collapse_min_tokens: _TypeAlias = _typing.Literal["_collapse_min_tokens", b"_collapse_min_tokens"]  # noqa: Y015
+    _WhichOneofReturnType__collapse_repeat_tokens: _TypeAlias = _typing.Literal["collapse_repeat_tokens"]  # noqa: Y015
+    _WhichOneofArgType__collapse_repeat_tokens: _TypeAlias = _typing.Literal["_collapse_repeat_tokens", b"_collapse_repeat_tokens"]  # noqa: Y015
     _WhichOneofReturnType__collapse_window: _TypeAlias = _typing.Literal["collapse_window"]  # noqa: Y015
     _WhichOneofArgType__collapse_window: _TypeAlias = _typing.Literal["_collapse_window", b"_collapse_window"]  # noqa: Y015
     _WhichOneofReturnType__settle_min_logprob: _TypeAlias = _typing.Literal["settle_min_logprob"]  # noqa: Y015
@@ -70,6 +79,8 @@ class EarlyExit(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__collapse_max_logprob) -> _WhichOneofReturnType__collapse_max_logprob | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__collapse_min_tokens) -> _WhichOneofReturnType__collapse_min_tokens | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__collapse_repeat_tokens) -> _WhichOneofReturnType__collapse_repeat_tokens | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__collapse_window) -> _WhichOneofReturnType__collapse_window | None: ...
     @_typing.overload
@@ -194,6 +205,7 @@ class EdgeSummary(_message.Message):
     ESCALATE_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     REASONING_MODE_FIELD_NUMBER: _builtins.int
+    EXIT_DETAIL_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     final_answer: _builtins.str
     answer_found: _builtins.bool
@@ -204,6 +216,8 @@ class EdgeSummary(_message.Message):
     """True when the exit reason is COLLAPSE: the caller should not use this answer."""
     model: _builtins.str
     reasoning_mode: _common_pb2.ReasoningMode.ValueType
+    exit_detail: _builtins.str
+    """Why the generation stopped where it did, in words (e.g. which COLLAPSE test fired)."""
     @_builtins.property
     def timings(self) -> Global___EdgeTimings: ...
     @_builtins.property
@@ -222,10 +236,11 @@ class EdgeSummary(_message.Message):
         escalate: _builtins.bool = ...,
         model: _builtins.str = ...,
         reasoning_mode: _common_pb2.ReasoningMode.ValueType = ...,
+        exit_detail: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["confidence", b"confidence", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_found", b"answer_found", "completion_tokens", b"completion_tokens", "confidence", b"confidence", "escalate", b"escalate", "exit_reason", b"exit_reason", "final_answer", b"final_answer", "model", b"model", "prompt_tokens", b"prompt_tokens", "reasoning_mode", b"reasoning_mode", "text", b"text", "timings", b"timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_found", b"answer_found", "completion_tokens", b"completion_tokens", "confidence", b"confidence", "escalate", b"escalate", "exit_detail", b"exit_detail", "exit_reason", b"exit_reason", "final_answer", b"final_answer", "model", b"model", "prompt_tokens", b"prompt_tokens", "reasoning_mode", b"reasoning_mode", "text", b"text", "timings", b"timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -31,6 +31,36 @@ def test_collapse_stops_at_once_and_asks_to_escalate(edge_server: EdgeWorkerProc
     assert result.summary.escalate
     assert result.summary.completion_tokens == 6
     assert result.summary.confidence.min_window_mean_logprob < -0.01
+    assert "over the last 4 tokens < -0.01" in result.summary.exit_detail
+
+
+def test_collapse_fires_when_the_model_falls_into_a_loop(edge_server: EdgeWorkerProcess) -> None:
+    # Step by step, the small model answers this with a numbered list that repeats one
+    # line ("1. The answer is 1.\n2. The answer is 1.\n..."): a confident loop. SETTLED and
+    # the log-probability window are switched off here, so only the loop test can fire.
+    def request(repeat_tokens: int) -> edge_pb2.EdgeGenerateRequest:
+        return ask(
+            "How many legs does a dog have?",
+            answer_format=common_pb2.ANSWER_FORMAT_NUMBER,
+            reasoning_mode=common_pb2.REASONING_MODE_STEP_BY_STEP,
+            max_tokens=80,
+            early_exit=edge_pb2.EarlyExit(
+                settle_min_logprob=1.0, collapse_max_logprob=-100.0,
+                collapse_repeat_tokens=repeat_tokens,
+            ),
+        )
+
+    with edge_stub(edge_server.target) as stub:
+        unchecked = generate(stub, request(0))
+        looped = generate(stub, request(8))
+    assert unchecked.exit_reason == "EXIT_REASON_LENGTH"
+    assert looped.exit_reason == "EXIT_REASON_COLLAPSE"
+    assert looped.summary.escalate
+    assert "repeat earlier text" in looped.summary.exit_detail
+    assert looped.summary.completion_tokens < unchecked.summary.completion_tokens
+    # The loop was real: the text before the cut already holds its last 8 tokens' text.
+    pieces = [delta.text for delta in looped.deltas]
+    assert "".join(pieces[-8:]) in "".join(pieces[:-8])
 
 
 def test_collapse_is_off_when_early_exit_is_disabled(edge_server: EdgeWorkerProcess) -> None:
