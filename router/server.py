@@ -131,22 +131,26 @@ class RouterServer:
 
     async def start(self) -> None:
         await self._server.start()
+        await self._set_health()
         self._watch = asyncio.create_task(self._keep_health())
         log.info("router.listening", port=self.port, target=self.target)
+
+    async def _set_health(self) -> None:
+        serving = self.router.edge_available or self.router.cloud_available
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", SERVICE):
+            await self._health.set(service, status)
 
     async def _keep_health(self) -> None:
         watch = asyncio.create_task(self.router.watch())
         try:
             while True:
-                serving = self.router.edge_available or self.router.cloud_available
-                status = (
-                    health_pb2.HealthCheckResponse.SERVING
-                    if serving
-                    else health_pb2.HealthCheckResponse.NOT_SERVING
-                )
-                for service in ("", SERVICE):
-                    await self._health.set(service, status)
                 await asyncio.sleep(min(self.router.settings.health_interval_s, 1.0))
+                await self._set_health()
         finally:
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
