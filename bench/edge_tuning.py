@@ -111,13 +111,25 @@ def tune(path: Path, max_accuracy_drop: float) -> None:
     ):
         rules = ExitRules(True, settle, collapse, window, min_tokens, repeat)
         grid.append((*_score(runs, rules), rules))
+    grid.sort(key=lambda row: (-row[0], -row[1]))
+    print("trade-off (the most saving for each accuracy reached):")
+    best_accuracy = -1.0
+    for saving, accuracy, rules in grid:
+        if accuracy > best_accuracy:
+            best_accuracy = accuracy
+            print(f"  {_describe(saving, accuracy, rules)}")
     allowed = [row for row in grid if row[1] >= baseline - max_accuracy_drop]
-    allowed.sort(key=lambda row: (-row[0], -row[1]))
     print(f"best settings with accuracy >= {baseline - max_accuracy_drop:.3f}:")
-    for saving, accuracy, rules in allowed[:10]:
-        print(f"  saving {saving:.3f} accuracy {accuracy:.3f}  settle>={rules.settle_min_logprob}"
-              f" collapse<{rules.collapse_max_logprob} window={rules.collapse_window}"
-              f" min_tokens={rules.collapse_min_tokens} repeat={rules.collapse_repeat_tokens}")
+    for saving, accuracy, rules in allowed[:5]:
+        print(f"  {_describe(saving, accuracy, rules)}")
+
+
+def _describe(saving: float, accuracy: float, rules: ExitRules) -> str:
+    return (
+        f"saving {saving:.3f} accuracy {accuracy:.3f}  settle>={rules.settle_min_logprob}"
+        f" collapse<{rules.collapse_max_logprob} window={rules.collapse_window}"
+        f" min_tokens={rules.collapse_min_tokens} repeat={rules.collapse_repeat_tokens}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
