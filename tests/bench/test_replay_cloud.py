@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.replay.latency import Latency
 from bench.replay.process import ReplayCloudProcess, start_replay_cloud
 from cloud_adapter import CloudBadRequest, CloudChunk, CloudClient, CloudModelNotFound
 from router.learning import datasets
@@ -214,9 +215,14 @@ async def test_models_lists_the_replay_models(client: CloudClient) -> None:
 
 def _post(server: ReplayCloudProcess, text: str) -> tuple[int, dict[str, str]]:
     body = json.dumps({"model": "replay", "messages": [{"role": "user", "content": text}]})
+    return _post_body(server, body.encode())
+
+
+def _post_body(server: ReplayCloudProcess, body: bytes) -> tuple[int, dict[str, str]]:
+    """The status, and the headers of an answer or the `error` object of a failure."""
     request = urllib.request.Request(
         f"{server.base_url}/chat/completions",
-        data=body.encode(),
+        data=body,
         headers={"Content-Type": "application/json"},
     )
     try:
@@ -240,6 +246,31 @@ def test_replay_source_header_says_recorded_or_gold(replay_cloud: ReplayCloudPro
         "invalid_request_error",
         "unknown_question",
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"\xff not json", "body: Invalid JSON"),
+        (b"[]", "body: Input should be an object"),
+        (b'{"messages": []}', "messages: List should have at least 1 item"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}', "max_tokens"),
+    ],
+)
+def test_malformed_request_is_a_400_that_says_what_is_wrong(
+    replay_cloud: ReplayCloudProcess, body: bytes, says: str
+) -> None:
+    status, error = _post_body(replay_cloud, body)
+    assert (status, error["type"]) == (400, "invalid_request_error")
+    assert says in error["message"]
+
+
+def test_jitter_adds_up_to_its_bound_and_a_seed_repeats_it() -> None:
+    draws = [Latency(ttft_ms=100, jitter_ms=50, seed=7).first_token_s() for _ in range(2)]
+    spread = {Latency(ttft_ms=100, jitter_ms=50).first_token_s() for _ in range(20)}
+
+    assert draws[0] == draws[1]
+    assert all(0.1 <= s <= 0.15 for s in spread) and len(spread) > 1
 
 
 async def test_latency_time_to_first_token_then_per_token(slow_client: CloudClient) -> None:
