@@ -34,6 +34,26 @@ def test_collapse_stops_at_once_and_asks_to_escalate(edge_server: EdgeWorkerProc
     assert "over the last 4 tokens < -0.01" in result.summary.exit_detail
 
 
+def test_collapse_fires_with_the_default_thresholds_on_a_rambling_answer(
+    edge_server: EdgeWorkerProcess,
+) -> None:
+    # A StrategyQA question the bundled model cannot answer: step by step, it rambles about
+    # Columbus with low confidence (mean logprob about -1.4 over 16 tokens; the default
+    # threshold is -1.25) and would run to max_tokens.
+    request = ask(
+        "Did Christopher Columbus condone multiple deadly sins?",
+        answer_format=common_pb2.ANSWER_FORMAT_YES_NO,
+        reasoning_mode=common_pb2.REASONING_MODE_STEP_BY_STEP,
+        max_tokens=256,
+    )
+    with edge_stub(edge_server.target) as stub:
+        result = generate(stub, request)
+    assert result.exit_reason == "EXIT_REASON_COLLAPSE"
+    assert result.summary.escalate
+    assert "mean logprob" in result.summary.exit_detail
+    assert result.summary.completion_tokens < 64
+
+
 def test_collapse_fires_when_the_model_falls_into_a_loop(edge_server: EdgeWorkerProcess) -> None:
     # Step by step, the small model answers this with a numbered list that repeats one
     # line ("1. The answer is 1.\n2. The answer is 1.\n..."): a confident loop. SETTLED and
