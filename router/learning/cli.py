@@ -38,6 +38,21 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from router.outcome_table import OutcomeRow, TableError, read_table, write_table
+
+    merged: dict[str, OutcomeRow] = {}
+    try:
+        for path in args.tables:
+            for row in read_table(Path(path)):
+                merged.setdefault(row.id, row)
+    except (TableError, OSError) as error:
+        return _fail(str(error))
+    count = write_table(merged.values(), Path(args.out))
+    print(f"wrote {count} rows to {args.out} (the first row of each id kept)")
+    return 0
+
+
 def _split(args: argparse.Namespace) -> int:
     from router.learning.train import held_out
     from router.outcome_table import TableError, read_table, write_table
@@ -178,7 +193,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
-    """Adds `learn`, `evaluate`, `outcomes import`, `outcomes split`."""
+    """Adds `learn`, `evaluate`, `outcomes import|collect|merge|split`."""
     importer = outcomes.add_parser(
         "import", help="recorded outcomes (RouteLLM CSVs, generic CSV/JSONL) into a table"
     )
@@ -201,6 +216,11 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     collect.add_argument("--out", required=True, metavar="TABLE")
     collect.add_argument("--quiet", action="store_true", help="no progress bar")
     collect.set_defaults(handler=_collect)
+
+    merge = outcomes.add_parser("merge", help="tables into one, the first row of each id kept")
+    merge.add_argument("tables", nargs="+", metavar="TABLE")
+    merge.add_argument("--out", required=True, metavar="TABLE")
+    merge.set_defaults(handler=_merge)
 
     split = outcomes.add_parser("split", help="a fixed train/test split by a hash of the row id")
     split.add_argument("--data", required=True, metavar="TABLE")

@@ -123,3 +123,15 @@ def test_split_is_fixed_and_disjoint(tmp_path: Path) -> None:
     assert not train & test and len(train | test) == 400
     assert 80 < len(test) < 160
     assert test == {r.id for r in read_table(tmp_path / "test1.jsonl")}
+
+
+def test_merge_keeps_the_first_row_of_each_id(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    write_table([OutcomeRow(id="x", prompt="p", edge_score=1.0),
+                 OutcomeRow(id="y", prompt="q", edge_score=0.0)], first)
+    write_table([OutcomeRow(id="y", prompt="q", edge_score=1.0),
+                 OutcomeRow(id="z", prompt="r", edge_score=1.0)], second)
+    out = tmp_path / "merged.jsonl"
+    assert main(["outcomes", "merge", str(first), str(second), "--out", str(out)]) == 0
+    assert [(r.id, r.edge_score) for r in read_table(out)] == [("x", 1.0), ("y", 0.0),
+                                                               ("z", 1.0)]
