@@ -59,10 +59,6 @@ class EdgeAnswer:
         return self.summary.text
 
     @property
-    def exit_reason(self) -> str:
-        return common_pb2.ExitReason.Name(self.summary.exit_reason).removeprefix("EXIT_REASON_")
-
-    @property
     def collapsed(self) -> bool:
         return self.summary.escalate
 

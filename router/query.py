@@ -29,11 +29,3 @@ class Query:
     def text(self) -> str:
         """The question the scorer judges: the last user message (system prompts aside)."""
         return next(m.content for m in reversed(self.messages) if m.role == "user")
-
-    @property
-    def may_use_cloud(self) -> bool:
-        return not self.local_only and self.route_hint != "EDGE_ONLY"
-
-    @property
-    def may_use_edge(self) -> bool:
-        return self.route_hint != "CLOUD_ONLY"
