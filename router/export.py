@@ -12,6 +12,7 @@ from google.protobuf.json_format import ParseDict
 
 from router.outcome_table import OutcomeRow, write_table
 from router.outcomes import OutcomeLog
+from router.shadow import SHADOW_SOURCE
 from router.signals import EdgeSignals
 from sllm.v1 import edge_pb2
 
@@ -24,6 +25,7 @@ def to_outcome_row(row: sqlite3.Row) -> OutcomeRow:
     decision = json.loads(row["decision_json"])
     score = row["feedback_score"]
     edge_answered = row["route"] in _EDGE_ANSWERED
+    shadow = row["feedback_source"] == SHADOW_SOURCE
     return OutcomeRow(
         id=row["request_id"],
         # Empty when the log keeps only a hash (router.store_prompts = false).
@@ -37,14 +39,19 @@ def to_outcome_row(row: sqlite3.Row) -> OutcomeRow:
         edge_latency_ms=decision["timings"]["edge_ms"] if summary else None,
         edge_completion_tokens=int(summary.get("completionTokens", 0)) if summary else None,
         cloud_model=row["cloud_model"] or "",
-        cloud_answer=row["cloud_text"],
+        cloud_answer=row["feedback_cloud_text"] if shadow else row["cloud_text"],
         cloud_score=None if edge_answered else score,
         cloud_latency_ms=decision["timings"]["cloud_ms"] if row["cloud_text"] is not None else None,
         cloud_cost_usd=row["cost_usd"] if row["cloud_text"] is not None else None,
         route=row["route"],
-        label_source=f"feedback:{row['feedback_source']}" if score is not None else "",
+        label_source=_label_source(row["feedback_source"]) if score is not None else "",
+        weight=row["feedback_weight"] if score is not None else 1.0,
         created_at=datetime.fromtimestamp(row["created_at"], UTC).isoformat(),
     )
+
+
+def _label_source(feedback_source: str) -> str:
+    return "shadow" if feedback_source == SHADOW_SOURCE else f"feedback:{feedback_source}"
 
 
 def _signals(summary: dict[str, object] | None) -> EdgeSignals | None:

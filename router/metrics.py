@@ -38,3 +38,12 @@ OUTCOME_ROWS_DROPPED = Counter(
 )
 TIER_AVAILABLE = Gauge("sllm_router_tier_available", "1 when the tier can take queries", ["tier"])
 POLICY_LOADS = Counter("sllm_router_policy_loads_total", "Policy loads by result", ["result"])
+SHADOW_CALLS = Counter(
+    "sllm_router_shadow_calls_total",
+    "Shadow exploration of edge answers by outcome: labelled, undecided (the judge could "
+    "not tell), failed, or not made (busy: too many in flight)",
+    ["outcome"],
+)
+RELEARNS = Counter(
+    "sllm_router_relearns_total", "Online re-learning runs by result", ["result"]
+)

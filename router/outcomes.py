@@ -29,7 +29,7 @@ from router import metrics
 from router.record import RouteResult
 from sllm.chat import ChatMessage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE decisions (
     request_id TEXT PRIMARY KEY,
@@ -61,9 +61,16 @@ CREATE TABLE feedback (
     request_id TEXT NOT NULL REFERENCES decisions (request_id),
     score REAL NOT NULL,
     source TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    weight REAL NOT NULL DEFAULT 1.0,    -- inverse of the probability the label was sought
+    cloud_text TEXT                      -- the reference answer of a shadow call
 );
 CREATE INDEX feedback_request_id ON feedback (request_id);
+"""
+# Schema 2 (shadow exploration) added the feedback's weight and the shadow's answer.
+_MIGRATE_1_TO_2 = """
+ALTER TABLE feedback ADD COLUMN weight REAL NOT NULL DEFAULT 1.0;
+ALTER TABLE feedback ADD COLUMN cloud_text TEXT;
 """
 _INSERT = """
 INSERT OR REPLACE INTO decisions VALUES (
@@ -148,6 +155,8 @@ def connect(path: Path) -> sqlite3.Connection:
         )
     if version == 0:
         connection.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+    elif version == 1:
+        connection.executescript(f"BEGIN; {_MIGRATE_1_TO_2} PRAGMA user_version=2; COMMIT;")
     return connection
 
 
@@ -174,15 +183,24 @@ class OutcomeLog:
             metrics.OUTCOME_ROWS_DROPPED.inc()
             log.warning("outcome_log.row_dropped", request_id=entry.result.request_id)
 
-    async def feedback(self, request_id: str, score: float, source: str) -> bool:
-        """Attaches an outcome to a logged request; False when no such request was logged."""
+    async def feedback(
+        self,
+        request_id: str,
+        score: float,
+        source: str,
+        *,
+        weight: float = 1.0,
+        cloud_text: str | None = None,
+    ) -> bool:
+        """Attaches an outcome to a logged request; False when no such request was logged.
+        A shadow call's label also keeps its weight and the cloud's answer."""
 
         def attach(c: sqlite3.Connection) -> bool:
             if c.execute("SELECT 1 FROM decisions WHERE request_id = ?", (request_id,)).fetchone():
                 c.execute(
-                    "INSERT INTO feedback (request_id, score, source, created_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (request_id, score, source, time.time()),
+                    "INSERT INTO feedback (request_id, score, source, created_at, weight, "
+                    "cloud_text) VALUES (?, ?, ?, ?, ?, ?)",
+                    (request_id, score, source, time.time(), weight, cloud_text),
                 )
                 return True
             return False
@@ -195,11 +213,13 @@ class OutcomeLog:
         return bool(await asyncio.wrap_future(done))
 
     def rows(self) -> Iterator[sqlite3.Row]:
-        """Every logged decision with its latest feedback (score, source), oldest first."""
+        """Every logged decision with its latest feedback (score, source, weight, cloud
+        text), oldest first."""
         reader = connect(self.path)
         try:
             yield from reader.execute(
-                "SELECT d.*, f.score AS feedback_score, f.source AS feedback_source "
+                "SELECT d.*, f.score AS feedback_score, f.source AS feedback_source, "
+                "f.weight AS feedback_weight, f.cloud_text AS feedback_cloud_text "
                 "FROM decisions d LEFT JOIN feedback f ON f.id = "
                 "(SELECT MAX(id) FROM feedback WHERE request_id = d.request_id) "
                 "ORDER BY d.created_at"

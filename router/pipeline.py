@@ -23,8 +23,10 @@ from router.cascade import Cascade, Event, RouteFailed
 from router.edge_client import EdgeAnswer, EdgeClient
 from router.estimators import CloudLatency, EdgeLatency, estimate_tokens
 from router.outcomes import LoggedRequest, OutcomeLog
+from router.policy import Situation
 from router.query import Query
 from router.record import BudgetSeen, DecisionRecord, RouteResult
+from router.shadow import ShadowExplorer
 from router.signals import EdgeSignals
 from router.spend import TenantSpend
 from router.stats import LiveStats
@@ -58,6 +60,7 @@ class Router:
             budget_usd=settings.tenant_budget_usd, window_s=settings.tenant_budget_window_s
         )
         self.stats = LiveStats()
+        self.shadow = ShadowExplorer(settings, cloud=cloud, outcomes=outcomes, spend=self.spend)
         # Kept current by `watch`; a failed edge call also clears it at once.
         self.edge_available = True
 
@@ -148,7 +151,7 @@ class Router:
         ):
             async for event in cascade.run():
                 if isinstance(event, RouteResult):
-                    self._finish(query, event)
+                    self._finish(query, event, cascade.situation)
                 yield event
 
     async def generate(self, query: Query, *, grpc_remaining_s: float | None = None) -> RouteResult:
@@ -157,8 +160,9 @@ class Router:
                 return event
         raise RouteFailed("the cascade ended without a result")
 
-    def _finish(self, query: Query, result: RouteResult) -> None:
+    def _finish(self, query: Query, result: RouteResult, situation: Situation) -> None:
         decision = result.decision
+        decision.shadow = self.shadow.consider(query, result, situation)
         missed = decision.timings.total_ms > decision.budget.latency_budget_ms
         escalated = result.route == "EDGE_THEN_CLOUD" or (
             result.route == "EDGE_FALLBACK" and decision.p_edge_ok_after is not None
@@ -182,6 +186,7 @@ class Router:
             policy_version=decision.policy_version,
             total_ms=round(decision.timings.total_ms, 1),
             cost_usd=decision.cost_usd,
+            shadow=decision.shadow,
         )
         self.outcomes.record(
             LoggedRequest(
@@ -208,6 +213,7 @@ class Router:
             await asyncio.sleep(self.settings.health_interval_s)
 
     async def aclose(self) -> None:
+        await self.shadow.aclose()
         await self.edge.aclose()
         if self.cloud is not None:
             with contextlib.suppress(Exception):

@@ -47,6 +47,8 @@ class DecisionRecord:
     low_confidence: bool = False
     cloud_error: str = ""
     edge_error: str = ""
+    # A shadow call was started to label the edge's answer (router/shadow.py).
+    shadow: bool = False
 
     @property
     def difficulty(self) -> float:

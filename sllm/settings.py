@@ -126,6 +126,23 @@ class RouterSettings(BaseModel):
     # How often health (edge reachable, cloud breaker) and the policy dir are re-checked.
     health_interval_s: float = Field(default=2.0, gt=0)
     policy_reload_interval_s: float = Field(default=5.0, ge=0)
+    # Shadow exploration (router/shadow.py): this share of the queries answered at the
+    # edge also goes to the cloud in the background, when the budget allows, and a judge
+    # labels the edge's answer against the cloud's. 0: off.
+    shadow_probability: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Shadow calls running at once; beyond it a drawn query is not explored (counted).
+    shadow_max_in_flight: int = Field(default=4, ge=1)
+    shadow_timeout_s: float = Field(default=60.0, gt=0)
+    # Online re-learning (router/relearn.py): every interval, learn a policy from the
+    # labelled rows of the outcome log and swap it in when it does no worse than the
+    # active one on the same held-out rows. 0: off. Needs store_prompts.
+    relearn_interval_s: float = Field(default=0.0, ge=0)
+    relearn_min_labelled_rows: int = Field(default=200, ge=1)
+    relearn_target: str = Field(
+        default="quality=0.95", pattern=r"^(quality|cloud_share)=[0-9]*\.?[0-9]+$"
+    )
+    # Where relearned policies go, one versioned directory each.
+    relearn_dir: Path = Field(default_factory=lambda: _data_home() / "policies")
 
 
 class Settings(BaseSettings):
