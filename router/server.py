@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from router.edge_client import EdgeClient
 from router.estimators import CloudLatency, EdgeLatency
 from router.outcomes import OutcomeLog
 from router.pipeline import Router
+from router.relearn import Relearner
 from router.scorer import default_policy_dir
 from router.service import RouterServicer
 from sllm.settings import Settings
@@ -97,7 +99,7 @@ async def build_router(settings: Settings) -> Router:
         store_prompts=settings.router.store_prompts,
         queue_size=settings.router.outcome_queue_size,
     )
-    return Router(
+    router = Router(
         settings.router,
         edge=edge,
         cloud=CloudClient(settings.cloud),
@@ -109,6 +111,10 @@ async def build_router(settings: Settings) -> Router:
             ms_per_token=settings.router.cloud_ms_per_token_prior,
         ),
     )
+    # What start-up built (models, clients, modules) lives as long as the process: moved
+    # out of the collector's reach, a full collection no longer walks it in mid-request.
+    gc.freeze()
+    return router
 
 
 class RouterServer:
@@ -146,7 +152,9 @@ class RouterServer:
             await self._health.set(service, status)
 
     async def _keep_health(self) -> None:
-        watch = asyncio.create_task(self.router.watch())
+        router = self.router
+        relearner = Relearner(router.settings, outcomes=router.outcomes, policies=router.policies)
+        watch = asyncio.gather(router.watch(), relearner.run())
         try:
             while True:
                 await asyncio.sleep(min(self.router.settings.health_interval_s, 1.0))
