@@ -7,6 +7,7 @@ import argparse
 import importlib
 
 from bench import replay_cloud
+from bench.live import cli as live
 from sllm.cli import SubParsers
 
 BENCHMARKS = {
@@ -29,3 +30,4 @@ def register(sub: SubParsers) -> None:
         parser.add_argument("--quick", action="store_true", help="a short run (< 3 minutes)")
         parser.set_defaults(handler=_run, benchmark=name)
     replay_cloud.register(bench_sub)
+    live.register(bench_sub)
