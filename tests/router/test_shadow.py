@@ -14,13 +14,20 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from cloud_adapter import CloudClient
+from router.estimators import EdgeEstimate
 from router.outcome_table import read_table
 from router.outcomes import OutcomeLog, connect
-from router.shadow import SHADOW_SOURCE
+from router.policy import Situation
+from router.shadow import SHADOW_SOURCE, ShadowExplorer
+from router.spend import TenantSpend
+from router.validate import to_query
+from sllm.settings import RouterSettings
 from sllm.v1 import router_pb2
 from tests.fixtures.cloud import StandInServer
 from tests.fixtures.router import RouterFactory, RunningRouter, closed_cloud
 from tests.router.requests import ask, route_name
+from tests.router.test_relearn import logged
 
 pytestmark = pytest.mark.slow
 DOLLAR_PER_TOKEN = {"price_input_per_mtok": 1e6, "price_output_per_mtok": 1e6}
@@ -160,3 +167,53 @@ async def test_a_schema_1_log_takes_shadow_labels_after_its_migration(tmp_path: 
     finally:
         log.close()
     assert (row["feedback_weight"], row["feedback_cloud_text"]) == (4.0, "Paris.")
+
+
+async def test_shadow_calls_are_bounded_in_flight_and_weighted_by_their_probability(
+    standin_server: StandInServer, tmp_path: Path
+) -> None:
+    # The plain class, so that the draw is fixed and two queries can be considered
+    # before the first call returns; the cloud and the outcome log are real.
+    settings = RouterSettings(shadow_probability=0.25, shadow_max_in_flight=1)
+    draws = iter([0.1, 0.1, 0.3])
+    log = OutcomeLog(tmp_path / "log.sqlite3", store_prompts=False, queue_size=10)
+    cloud = CloudClient(standin_server.settings())
+    explorer = ShadowExplorer(
+        settings,
+        cloud=cloud,
+        outcomes=log,
+        spend=TenantSpend(budget_usd=None, window_s=60.0),
+        draw=lambda: next(draws),
+    )
+    query = to_query(ask(), settings)
+    situation = Situation(
+        p_edge_ok=0.9,
+        pre_generation_threshold=0.5,
+        remaining_ms=1000.0,
+        edge=EdgeEstimate(overhead_ms=10.0, ms_per_token=10.0),
+        est_cloud_ms=500.0,
+        est_cloud_cost_usd=0.0,
+        tenant_remaining_usd=None,
+        edge_available=True,
+        cloud_available=True,
+        direct_max_tokens=16,
+        step_by_step_worth=False,
+    )
+    first, second, third = (logged(f"r{n}", query.text) for n in range(3))
+    for entry in (first, second, third):
+        log.record(entry)
+    mark = standin_server.access_log.mark()
+    busy = shadow_calls("busy")
+    try:
+        started = [explorer.consider(query, e.result, situation) for e in (first, second, third)]
+        await explorer.drain()
+        rows = {row["request_id"]: row for row in log.rows()}
+    finally:
+        await cloud.aclose()
+        log.close()
+    # The second was drawn but one call was in flight; the third was not drawn.
+    assert started == [True, False, False]
+    assert shadow_calls("busy") == busy + 1
+    assert len(standin_server.access_log.completions(since=mark)) == 1
+    assert (rows["r0"]["feedback_source"], rows["r0"]["feedback_weight"]) == ("shadow", 4.0)
+    assert rows["r1"]["feedback_source"] is None and rows["r2"]["feedback_source"] is None
