@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,11 +83,16 @@ def live_system(scratch: Path, policy_dir: Path) -> Iterator[LiveSystem]:
     to an outcome log in `scratch` and watching `policy_dir` for new policies; all three
     are stopped on exit."""
     with contextlib.ExitStack() as stack:
-        edge = start_edge_worker()
-        stack.callback(edge.stop)
         replay_log = stack.enter_context((scratch / "replay.log").open("w", encoding="utf-8"))
-        cloud = start_replay_cloud(*REPLAY_LATENCY, log=replay_log)
-        stack.callback(cloud.stop)
+        # Both load for several seconds (a model, every data set): side by side; the
+        # pool's exit waits for both, so one that started is stopped if the other failed.
+        with ThreadPoolExecutor(2) as pool:
+            starting_edge = pool.submit(start_edge_worker)
+            starting_cloud = pool.submit(start_replay_cloud, *REPLAY_LATENCY, log=replay_log)
+        for started in (starting_edge, starting_cloud):
+            if started.exception() is None:
+                stack.callback(started.result().stop)
+        edge, cloud = starting_edge.result(), starting_cloud.result()
         db = scratch / "outcomes.sqlite3"
         router = start_router(
             "--edge", edge.target, "--policy", str(policy_dir),

@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -93,16 +94,29 @@ def _print_phase1(edge: Phase, cloud: Phase) -> None:
           f"(replay latency {' '.join(REPLAY_LATENCY)})")
 
 
-def _learn_and_evaluate(learn_table: Path, test_table: Path, policies: dict[str, Path],
-                        scratch: Path) -> dict[str, dict[str, Any]]:
-    reports: dict[str, dict[str, Any]] = {}
-    for name, signals in SIGNALS.items():
-        print(_sllm("learn", "--data", str(learn_table), "--target", TARGET, "--out",
-                    str(policies[name]), "--signals", signals, "--quiet").rstrip())
-        figures = scratch / f"evaluate-{name}.json"
-        _sllm("evaluate", "--policy", str(policies[name]), "--data", str(test_table),
-              "--json", str(figures))
-        reports[name] = json.loads(figures.read_text(encoding="utf-8"))
+def _learn_and_evaluate(learn_table: Path, test_table: Path, policy: Path, signals: str,
+                        figures: Path) -> tuple[str, dict[str, Any]]:
+    """`sllm learn` then `sllm evaluate --json`: what learn printed, and the figures."""
+    learned = _sllm("learn", "--data", str(learn_table), "--target", TARGET, "--out",
+                    str(policy), "--signals", signals, "--quiet")
+    _sllm("evaluate", "--policy", str(policy), "--data", str(test_table), "--json", str(figures))
+    report: dict[str, Any] = json.loads(figures.read_text(encoding="utf-8"))
+    return learned.rstrip(), report
+
+
+def _learn_both(learn_table: Path, test_table: Path, policies: dict[str, Path],
+                scratch: Path) -> dict[str, dict[str, Any]]:
+    """With and without the edge's signals, side by side (each is one process)."""
+    with ThreadPoolExecutor(len(SIGNALS)) as pool:
+        running = {
+            name: pool.submit(_learn_and_evaluate, learn_table, test_table, policies[name],
+                              signals, scratch / f"evaluate-{name}.json")
+            for name, signals in SIGNALS.items()
+        }
+    reports = {}
+    for name, done in running.items():
+        learned, reports[name] = done.result()
+        print(f"{name}: {learned}")
     return reports
 
 
@@ -243,7 +257,7 @@ async def _main(total: int, prior: Path | None, keep: Path | None) -> int:
                                               else "") + f", testing on the last {len(testing)}")
             steps.done("export and table")
             try:
-                reports = _learn_and_evaluate(learn_table, test_table, policies, scratch)
+                reports = _learn_both(learn_table, test_table, policies, scratch)
             except StepFailed as refused:
                 # Too few rows where the edge was right is the usual cause: say it, and
                 # report what phase 1 measured.
