@@ -146,8 +146,12 @@ def measure_throughput(
     path = settings.model_path or bundled_model_path()
     request = _request(STORY, max_tokens=max_tokens, early_exit=edge_pb2.EarlyExit(disabled=True))
     # The bare loop gets exactly the worker's prompt tokens (chat template + instruction).
-    prompt = prepare(request, EdgeModel(path, n_ctx=settings.n_ctx), settings).prompt_tokens
-    bare = Llama(str(path), n_ctx=settings.n_ctx, n_threads=settings.n_threads, verbose=False)
+    model = EdgeModel(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
+                      n_threads_batch=settings.n_threads_batch)
+    prompt = prepare(request, model, settings).prompt_tokens
+    # Like the worker: the same threads; both keep the prompt cached between repeats.
+    bare = Llama(str(path), n_ctx=settings.n_ctx, n_threads=model.n_threads,
+                 n_threads_batch=model.n_threads_batch, verbose=False)
     _summary(stub, request)  # warm-up
     worker_wall: list[float] = []
     worker_cpu: list[float] = []
@@ -198,7 +202,10 @@ def answer_all(
     max_tokens: int,
 ) -> list[Answered]:
     answered = []
-    for question in questions:
+    for number, question in enumerate(questions, start=1):
+        if number % 20 == 0:
+            print(f"  early exit {'on' if early_exit else 'off'}: {number}/{len(questions)}",
+                  flush=True)
         request = answer_request(question, early_exit=early_exit, max_tokens=max_tokens)
         summary = _summary(stub, request)
         answer = summary.final_answer if summary.answer_found else None

@@ -7,6 +7,7 @@ produced (no `logits_all`), which keeps decoding at full speed.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,14 +39,30 @@ class ModelLoadError(RuntimeError):
 class EdgeModel:
     """One llama.cpp context: serves one generation at a time (the lock makes sure)."""
 
-    def __init__(self, path: Path, *, n_ctx: int, n_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int,
+        n_threads: int | None = None,
+        n_threads_batch: int | None = None,
+    ) -> None:
         if not path.is_file():
             raise ModelLoadError(f"model file not found: {path}")
         with path.open("rb") as file:
             if file.read(4) != GGUF_MAGIC:
                 raise ModelLoadError(f"not a GGUF model file (bad magic bytes): {path}")
+        # llama-cpp-python's default for n_threads; prompts get as many unless told.
+        self.n_threads = n_threads or max((os.cpu_count() or 1) // 2, 1)
+        self.n_threads_batch = n_threads_batch or self.n_threads
         try:
-            self._llm = Llama(str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            self._llm = Llama(
+                str(path),
+                n_ctx=n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads_batch,
+                verbose=False,
+            )
         except (ValueError, RuntimeError) as error:
             raise ModelLoadError(f"llama.cpp could not load {path}: {error}") from error
         self.path = path
@@ -75,13 +92,33 @@ class EdgeModel:
         self, tokens: Sequence[int], interrupted: Callable[[], bool] = lambda: False
     ) -> bool:
         """Starts a new sequence: evaluates the prompt, in chunks so that a long prompt can
-        be interrupted between them. False when `interrupted()` stopped it."""
-        self._llm.reset()  # type: ignore[no-untyped-call]
-        for start in range(0, len(tokens), PREFILL_CHUNK):
+        be interrupted between them. False when `interrupted()` stopped it.
+
+        The start the prompt shares with the previous sequence (the chat template, a system
+        prompt) stays in the KV cache and is not read again."""
+        llm = self._llm
+        reused = self._shared_prefix(tokens)
+        if reused > 0 and llm._ctx.kv_cache_seq_rm(-1, reused, -1):
+            llm.n_tokens = reused
+        else:
+            reused = 0
+            llm.reset()  # type: ignore[no-untyped-call]
+        for start in range(reused, len(tokens), PREFILL_CHUNK):
             if interrupted():
                 return False
-            self._llm.eval(tokens[start : start + PREFILL_CHUNK])
+            llm.eval(tokens[start : start + PREFILL_CHUNK])
         return True
+
+    def forget(self) -> None:
+        """Drops the cached sequence: the next prefill reads its whole prompt."""
+        self._llm.reset()  # type: ignore[no-untyped-call]
+
+    def _shared_prefix(self, tokens: Sequence[int]) -> int:
+        """Leading tokens already in the cache, short of the last prompt token (reading that
+        again yields the logits the first generated token needs)."""
+        cached = self._llm.input_ids[: min(self._llm.n_tokens, len(tokens) - 1)]
+        differs = np.flatnonzero(cached != np.asarray(tokens[: len(cached)]))
+        return int(differs[0]) if differs.size else len(cached)
 
     def feed(self, token: int) -> None:
         self._llm.eval([token])

@@ -45,6 +45,7 @@ async def start(settings: EdgeSettings) -> RunningWorker:
         settings.model_path or bundled_model_path(),
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
+        n_threads_batch=settings.n_threads_batch,
     )
     speed = measure_speed(model)
     metrics = EdgeMetrics()

@@ -24,6 +24,7 @@ def measure_speed(model: EdgeModel, *, decode_tokens: int = 32) -> Speed:
     prompt = model.tokenize(_PROBE_TEXT * 2)
     with model.lock:
         model.prefill(prompt)  # warm-up: the first call pays one-off allocations
+        model.forget()
         started = time.perf_counter()
         model.prefill(prompt)
         prefill_s = time.perf_counter() - started

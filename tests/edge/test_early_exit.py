@@ -136,10 +136,12 @@ def test_grpc_deadline_is_a_budget_too(edge_server: EdgeWorkerProcess) -> None:
 def test_budget_interrupts_a_long_prefill(edge_server: EdgeWorkerProcess) -> None:
     # The budget is checked between chunks of the prompt: a call whose budget ends while
     # the model reads a long prompt returns long before the whole prompt is read.
-    question = "Repeat after me: " + "the cat sat on the mat and " * 260
+    # The two prompts differ from their first word, so the second cannot reuse the first
+    # from the KV cache.
+    text = "the cat sat on the mat and " * 260
     with edge_stub(edge_server.target) as stub:
-        whole = generate(stub, ask(question, max_tokens=1))
-        cut = generate(stub, ask(question, max_tokens=16, time_budget_ms=300))
+        whole = generate(stub, ask("Repeat after me: " + text, max_tokens=1))
+        cut = generate(stub, ask("Say after me: " + text, max_tokens=16, time_budget_ms=300))
     assert cut.summary.prompt_tokens > 1500
     assert cut.exit_reason == "EXIT_REASON_BUDGET"
     assert cut.summary.completion_tokens == 0

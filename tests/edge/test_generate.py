@@ -62,3 +62,21 @@ def test_info_reports_the_model_and_measured_speed(edge_server: EdgeWorkerProces
     assert info.prefill_tokens_per_s > 0
     assert info.decode_tokens_per_s > 0
     assert info.queue_capacity == 8
+
+
+def test_a_prompt_read_from_the_cache_gives_the_same_answer(
+    edge_server: EdgeWorkerProcess,
+) -> None:
+    # The second call finds its whole prompt in the KV cache (only the last token is read
+    # again); the third shares only the chat template. All must decode as if fresh.
+    first_question = ask("Name three colors.", max_tokens=24)
+    other_question = ask("Name three animals.", max_tokens=24)
+    with edge_stub(edge_server.target) as stub:
+        first = generate(stub, first_question)
+        cached = generate(stub, first_question)
+        generate(stub, other_question)
+        again = generate(stub, first_question)
+    assert cached.summary.text == first.summary.text == again.summary.text
+    assert [round(d.logprob, 2) for d in cached.deltas] == [
+        round(d.logprob, 2) for d in first.deltas
+    ]
