@@ -15,10 +15,8 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from cloud_adapter import CloudClient
-from router.estimators import EdgeEstimate
 from router.outcome_table import read_table
 from router.outcomes import OutcomeLog, connect
-from router.policy import Situation
 from router.shadow import SHADOW_SOURCE, ShadowExplorer
 from router.spend import TenantSpend
 from router.validate import to_query
@@ -27,6 +25,7 @@ from sllm.v1 import router_pb2
 from tests.fixtures.cloud import StandInServer
 from tests.fixtures.router import RouterFactory, RunningRouter, closed_cloud
 from tests.router.requests import ask, route_name
+from tests.router.test_policy import SITUATION
 from tests.router.test_relearn import logged
 
 pytestmark = pytest.mark.slow
@@ -186,26 +185,13 @@ async def test_shadow_calls_are_bounded_in_flight_and_weighted_by_their_probabil
         draw=lambda: next(draws),
     )
     query = to_query(ask(), settings)
-    situation = Situation(
-        p_edge_ok=0.9,
-        pre_generation_threshold=0.5,
-        remaining_ms=1000.0,
-        edge=EdgeEstimate(overhead_ms=10.0, ms_per_token=10.0),
-        est_cloud_ms=500.0,
-        est_cloud_cost_usd=0.0,
-        tenant_remaining_usd=None,
-        edge_available=True,
-        cloud_available=True,
-        direct_max_tokens=16,
-        step_by_step_worth=False,
-    )
     first, second, third = (logged(f"r{n}", query.text) for n in range(3))
     for entry in (first, second, third):
         log.record(entry)
     mark = standin_server.access_log.mark()
     busy = shadow_calls("busy")
     try:
-        started = [explorer.consider(query, e.result, situation) for e in (first, second, third)]
+        started = [explorer.consider(query, e.result, SITUATION) for e in (first, second, third)]
         await explorer.drain()
         rows = {row["request_id"]: row for row in log.rows()}
     finally:
