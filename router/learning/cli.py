@@ -6,9 +6,14 @@ import argparse
 import hashlib
 import shlex
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sllm.cli import SubParsers
+
+if TYPE_CHECKING:
+    from router.outcome_table import OutcomeRow
 
 
 def _sha256(path: Path) -> str:
@@ -39,7 +44,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from router.outcome_table import OutcomeRow, TableError, read_table, write_table
+    from router.outcome_table import TableError, read_table, write_table
 
     merged: dict[str, OutcomeRow] = {}
     try:
@@ -75,7 +80,7 @@ def _collect(args: argparse.Namespace) -> int:
     from edge_worker.process import start_edge_worker
     from router.learning.collect import collect
     from router.learning.datasets import TASKS, sample
-    from router.outcome_table import OutcomeRow, row_to_json
+    from router.outcome_table import row_to_json
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = sorted(set(tasks) - set(TASKS))
@@ -107,7 +112,7 @@ def _collect(args: argparse.Namespace) -> int:
     return 0 if collected.rows else 1
 
 
-def _learn_readme(args: argparse.Namespace, sha256: str) -> str:
+def _learn_readme(args: argparse.Namespace, sha256: str, rows: list[OutcomeRow]) -> str:
     command = ["sllm", "learn", "--data", args.data, "--target", args.target, "--out", args.out]
     if args.holdout_share is not None:
         command += ["--holdout-share", str(args.holdout_share)]
@@ -127,8 +132,20 @@ def _learn_readme(args: argparse.Namespace, sha256: str) -> str:
         shlex.join(command),
         "```",
         "",
-        f"Training table sha256: `{sha256}` (also in policy.json, with the validation "
-        "figures on the held-out rows).",
+        f"Training table: {len(rows)} rows, sha256 `{sha256}` (also in policy.json, with "
+        "the validation figures on the held-out rows).",
+        "",
+        "| source | edge model | cloud model | rows |",
+        "|---|---|---|---|",
+        *(
+            f"| {source or '-'} | {edge or '-'} | {cloud or '-'} | {count} |"
+            for (source, edge, cloud), count in sorted(
+                Counter((r.source, r.edge_model, r.cloud_model) for r in rows).items()
+            )
+        ),
+        "",
+        "The thresholds and models fit that edge model (and cloud, where known): for another",
+        "pair, learn a policy from its own outcomes.",
         "",
     ]
     return "\n".join(lines)
@@ -155,7 +172,7 @@ def _learn(args: argparse.Namespace) -> int:
             **({} if args.confidence is None else {"confidence": args.confidence}),
             baseline=baseline,
             signals=args.signals,
-            readme=_learn_readme(args, sha256),
+            readme=_learn_readme(args, sha256, rows),
             progress=not args.quiet,
         )
     except (TableError, PolicyError, LearningError, OSError, ValueError) as error:

@@ -46,7 +46,7 @@ async def test_free_text_is_judged_by_the_cloud(standin_server: StandInServer) -
     client = CloudClient(standin_server.settings())
     mark = standin_server.access_log.mark()
     try:
-        score = await Judge(client).score(
+        score = await Judge(client, timeout_s=120).score(
             question="What is the capital of France?", answer="Paris is the capital.",
             reference="Paris", answer_format="FREE_TEXT")
     finally:
@@ -54,7 +54,8 @@ async def test_free_text_is_judged_by_the_cloud(standin_server: StandInServer) -
     # The stand-in is a 135M model: its verdict is no oracle, but a verdict it is (or
     # None when its reply holds no yes/no), and the question went to the cloud.
     assert score in (0.0, 1.0, None)
-    assert len(standin_server.access_log.completions(since=mark)) == 1
+    # one request, or more when the shared machine made the adapter retry
+    assert standin_server.access_log.completions(since=mark)
 
 
 async def test_a_cloud_judge_that_is_down_gives_no_label_and_no_error() -> None:

@@ -37,15 +37,19 @@ def test_non_finite_signals_still_give_a_probability(default_policy: Policy) -> 
     assert 0.0 <= default_policy.p_edge_ok_after("What is 2 + 2?", "4", signals) <= 1.0
 
 
-def test_the_default_policy_ranks_a_broken_answer_below_a_checked_one(
+def test_the_default_policy_reads_the_edge_confidence_after_generation(
     default_policy: Policy,
 ) -> None:
-    query = "Ann has 5 pens and buys 7 more. How many pens does she have?"
-    good = "Ann has 5 pens. She buys 7 more, so 5 + 7 = <<5+7=12>>12 pens.\n#### 12"
-    broken = "Ann has 5 pens. She buys 7 more, so 5 + 7 = <<5+7=13>>13 pens, and then she"
-    signals = EdgeSignals()
-    assert default_policy.p_edge_ok_after(query, good, signals) > default_policy.p_edge_ok_after(
-        query, broken, signals)
+    # The shipped policy was learned from the bundled edge model's own answers, so its
+    # cascade model takes the edge's per-token statistics as signals.
+    assert "mean_logprob" in default_policy.cascade_signals
+    query, answer = "Is the sky blue?", "Yes"
+    sure = EdgeSignals(mean_logprob=-0.05, min_logprob=-0.1, confidence_score=0.95,
+                       answer_found=True, exit_reason="SETTLED", completion_tokens=2)
+    unsure = EdgeSignals(mean_logprob=-3.0, min_logprob=-9.0, confidence_score=0.05,
+                         answer_found=True, exit_reason="STOP", completion_tokens=2)
+    assert default_policy.p_edge_ok_after(query, answer, sure) != pytest.approx(
+        default_policy.p_edge_ok_after(query, answer, unsure), abs=1e-4)
 
 
 def test_batch_scores_equal_single_scores(default_policy: Policy) -> None:
