@@ -146,12 +146,18 @@ def cascade_inputs(rows: Sequence[OutcomeRow], names: Sequence[str]) -> Inputs:
 
 
 def policy_scores(policy: Policy, rows: Sequence[OutcomeRow]) -> tuple[FloatArray, FloatArray]:
-    """The policy's p_edge_ok before and after the edge answered, for each row. Rows
-    without an edge answer keep their pre-generation score after (nothing new is known)."""
+    """The policy's p_edge_ok before and after the edge answered, for each row, as the
+    router computes them (a policy without a cascade model takes the edge's confidence
+    score after generation). Rows with nothing new after generation (no edge answer, or
+    no cascade model and no edge statistics) keep their pre-generation score."""
     pre = policy.p_edge_ok_many([row.prompt for row in rows]).astype(np.float64)
     after = pre.copy()
-    answered = [i for i, row in enumerate(rows) if row.edge_answer is not None]
-    if answered and policy.has_cascade:
+    answered = [
+        i
+        for i, row in enumerate(rows)
+        if row.edge_answer is not None and (policy.has_cascade or row.edge_signals is not None)
+    ]
+    if answered:
         after[answered] = policy.p_edge_ok_after_many(
             [rows[i].prompt for i in answered],
             [rows[i].edge_answer or "" for i in answered],

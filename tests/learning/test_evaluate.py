@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +73,19 @@ def test_evaluate_refuses_a_bad_policy_dir(tmp_path: Path,
     write_table(planted_query_rule(20, seed=1), table)
     assert main(["evaluate", "--policy", str(tmp_path), "--data", str(table)]) == 2
     assert "policy.json" in capsys.readouterr().err
+
+
+def test_a_policy_without_cascade_is_evaluated_on_the_edge_confidence(
+    query_rule_policy: Path, tmp_path: Path
+) -> None:
+    # As in the router: without a cascade model, the edge's own confidence score decides
+    # after generation. Here that score knows the outcome exactly.
+    rows = [
+        row.model_copy(update={"edge_signals": replace(row.edge_signals,
+                                                       confidence_score=row.edge_score)})
+        for row in planted_answer_rule(200, seed=43, via="text")
+        if row.edge_signals is not None
+    ]
+    report = _evaluate(query_rule_policy, rows, tmp_path)
+    assert report["cascade"]["auroc"] == 1.0
+    assert report["pre_generation"]["auroc"] < 0.75
