@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TextIO, cast
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -25,8 +25,24 @@ def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     return event_dict
 
 
-def configure_logging(settings: LogSettings, *, stream: Any = None) -> None:
-    out = stream if stream is not None else sys.stderr
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the moment of writing, not at configuration:
+    test runners and embedding applications swap it after start-up, and a logger bound
+    to a replaced (then closed) stream would fail on every line."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def configure_logging(settings: LogSettings, *, stream: TextIO | None = None) -> None:
+    # PrintLogger only writes and flushes, which is all _CurrentStderr offers.
+    out = stream if stream is not None else cast(TextIO, _CurrentStderr())
     use_console = settings.format == "console" or (
         settings.format == "auto" and hasattr(out, "isatty") and out.isatty()
     )
@@ -49,8 +65,3 @@ def configure_logging(settings: LogSettings, *, stream: Any = None) -> None:
     )
     # Libraries that log through stdlib logging (grpc, httpx, openai) go to the same stream.
     logging.basicConfig(stream=out, level=max(level, logging.WARNING), force=True)
-
-
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
-    return logger
