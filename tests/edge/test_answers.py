@@ -38,6 +38,8 @@ NUMBER, LETTER, YES_NO, FREE = (
         ("Maybe, who knows", YES_NO, None),
         ("Answer: Paris\nIt is in France.", FREE, "Paris"),
         ("Answer: Paris. It is in France.", FREE, "Paris"),
+        ("Answer: Lyndon B. Johnson. He was", FREE, "Lyndon B. Johnson"),  # an initial
+        ("Answer: the USA. Then more", FREE, "the USA"),
         ("  The Eiffel Tower  ", FREE, "The Eiffel Tower"),
         ("", FREE, None),
     ],
@@ -77,6 +79,9 @@ def test_settling_needs_a_marked_answer() -> None:
         ("no", "true", YES_NO, False),
         ("The Paris, France", ["paris", "lyon"], FREE, True),
         ("Parisian", "paris", FREE, False),
+        ("A+", "A+", FREE, True),  # nothing left once articles and punctuation go
+        ("B", "A+", FREE, False),
+        ("anything", "a", FREE, False),
         (None, "72", NUMBER, False),
         ("seven", "7", NUMBER, False),
     ],
