@@ -14,10 +14,11 @@ from edge_worker.generation import Delta
 from edge_worker.metrics import EdgeMetrics
 from edge_worker.prompts import ReasoningMode
 from edge_worker.speed import Speed
-from edge_worker.validation import InvalidRequest, prepare
+from edge_worker.validation import prepare
 from edge_worker.wire import Undecodable, lenient_deserializer
 from sllm.settings import EdgeSettings
 from sllm.v1 import common_pb2, edge_pb2
+from sllm.wire import InvalidRequest
 
 SERVICE_NAME = edge_pb2.DESCRIPTOR.services_by_name["EdgeWorker"].full_name
 

@@ -9,15 +9,11 @@ from edge_worker.generation import PreparedGeneration
 from edge_worker.model import EdgeModel
 from edge_worker.prompts import ReasoningMode, primer, with_instruction
 from sllm.answers import AnswerFormat
-from sllm.chat import ChatMessage, Role
+from sllm.chat import ChatMessage
 from sllm.settings import EdgeSettings
 from sllm.v1 import common_pb2, edge_pb2
+from sllm.wire import InvalidRequest, messages_from_wire
 
-_ROLES: dict[int, Role] = {
-    common_pb2.ROLE_SYSTEM: "system",
-    common_pb2.ROLE_USER: "user",
-    common_pb2.ROLE_ASSISTANT: "assistant",
-}
 _MODES = {
     # Unspecified: the worker chooses, and DIRECT is the cheap one.
     common_pb2.REASONING_MODE_UNSPECIFIED: ReasoningMode.DIRECT,
@@ -33,23 +29,10 @@ _FORMATS = {
 }
 
 
-class InvalidRequest(ValueError):
-    """The request cannot be served as sent; the message says what to fix."""
-
-
-
 def _messages(request: edge_pb2.EdgeGenerateRequest) -> tuple[ChatMessage, ...]:
     if not request.messages:
         raise InvalidRequest("messages is empty: send at least one message with role USER")
-    messages = []
-    for index, message in enumerate(request.messages):
-        role = _ROLES.get(message.role)
-        if role is None:
-            raise InvalidRequest(
-                f"messages[{index}].role is {message.role}: use ROLE_SYSTEM (1), "
-                "ROLE_USER (2) or ROLE_ASSISTANT (3)"
-            )
-        messages.append(ChatMessage(role, message.content))
+    messages = messages_from_wire(request.messages)
     if not any(m.role == "user" and m.content.strip() for m in messages):
         raise InvalidRequest("no message has role USER and non-blank content: add the question")
     return tuple(messages)

@@ -14,8 +14,9 @@ from router.outcomes import OutcomeLogFull
 from router.pipeline import Router
 from router.policy import NoRoute
 from router.query import Query
-from router.validate import InvalidRequest, check_feedback, to_query
+from router.validate import check_feedback, to_query
 from sllm.v1 import router_pb2, router_pb2_grpc
+from sllm.wire import InvalidRequest
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 

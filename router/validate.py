@@ -7,15 +7,11 @@ import re
 from typing import TypeVar
 
 from router.query import AnswerFormat, Query, RouteHint
-from sllm.chat import ChatMessage, Role
+from sllm.chat import ChatMessage
 from sllm.settings import RouterSettings
 from sllm.v1 import common_pb2, router_pb2
+from sllm.wire import InvalidRequest, messages_from_wire
 
-_ROLES: dict[int, Role] = {
-    common_pb2.ROLE_SYSTEM: "system",
-    common_pb2.ROLE_USER: "user",
-    common_pb2.ROLE_ASSISTANT: "assistant",
-}
 _HINTS: dict[int, RouteHint] = {
     router_pb2.ROUTE_HINT_AUTO: "AUTO",
     router_pb2.ROUTE_HINT_EDGE_ONLY: "EDGE_ONLY",
@@ -34,24 +30,13 @@ T = TypeVar("T")
 MAX_CLIENT_REQUEST_ID = 128
 
 
-class InvalidRequest(ValueError):
-    """The request cannot be served as sent; the message says what to fix."""
-
-
 def _messages(request: router_pb2.RouteRequest, max_chars: int) -> list[ChatMessage]:
     if not request.messages:
         raise InvalidRequest("messages is empty: send at least one user message")
-    messages = []
-    for i, message in enumerate(request.messages):
-        role = _ROLES.get(message.role)
-        if role is None:
-            raise InvalidRequest(
-                f"messages[{i}].role is {message.role}: use ROLE_SYSTEM, ROLE_USER "
-                "or ROLE_ASSISTANT"
-            )
+    messages = messages_from_wire(request.messages)
+    for i, message in enumerate(messages):
         if "\x00" in message.content:
             raise InvalidRequest(f"messages[{i}].content contains a NUL character")
-        messages.append(ChatMessage(role=role, content=message.content))
     if messages[-1].role != "user" or not messages[-1].content.strip():
         raise InvalidRequest("the last message must be a non-empty ROLE_USER message")
     total = sum(len(m.content) for m in messages)
