@@ -30,10 +30,10 @@ from sllm.answers import AnswerFormat, answers_match
 from sllm.settings import EarlyExitDefaults
 
 SETTLE = (-1.5, -1.0, -0.5)
-COLLAPSE = (-2.5, -2.0, -1.5, -1.25, -1.0, -0.8)
+COLLAPSE = (-1.5, -1.25, -1.0, -0.8)
 WINDOWS = (8, 16)
-MIN_TOKENS = (16,)
-REPEATS = (0, 12, 16, 24, 32)
+MIN_TOKENS = (16, 32)
+REPEATS = (0, 8, 12, 16, 32)
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,20 @@ class Recorded:
     entropies: list[float]
 
 
-def record(out: Path, count: int, seed: int, max_tokens: int) -> None:
+def unmeasured_questions(count: int, seed: int) -> list[Question]:
+    """`count` questions none of which the benchmark measures, the sources taking turns
+    (so that every source is as well represented, even in a recording cut short)."""
     measured = {q.text for q in load_questions(200)}
-    candidates = [q for q in load_questions(count * 2, seed=seed) if q.text not in measured]
-    picked: list[Question] = candidates[:count]
+    by_source: dict[str, list[Question]] = {}
+    for question in load_questions(count * 2, seed=seed):
+        if question.text not in measured:
+            by_source.setdefault(question.source, []).append(question)
+    turns = itertools.zip_longest(*by_source.values())
+    return [question for turn in turns for question in turn if question is not None][:count]
+
+
+def record(out: Path, count: int, seed: int, max_tokens: int) -> None:
+    picked = unmeasured_questions(count, seed)
     with worker() as (stub, _), out.open("w") as file:
         for question in picked:
             request = answer_request(question, early_exit=False, max_tokens=max_tokens)

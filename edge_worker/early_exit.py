@@ -6,11 +6,20 @@ run live in the generation loop and offline over recorded generations (threshold
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
 from edge_worker.confidence import ConfidenceSummary, ConfidenceTracker, TokenChoice
 from sllm.answers import AnswerFormat, AnswerSpan, find_answer
+
+# A line that opens a list item ("2.", "3)", "- ", "Step 4:"): an answer marked there is one
+# step of a list the model may go on with ("1. The answer is yes.\n2. The answer is no."),
+# not its final answer line.
+_LIST_ITEM = re.compile(r"\s*(?:\d+[.)]|[-*\u2022]|step\s*\d+\s*:)", re.IGNORECASE)
+# A line of fewer words is no evidence of a loop ("Step 2:", "14 + 6 = 20").
+_LOOP_LINE_MIN_WORDS = 3
 
 
 class ExitReason(StrEnum):
@@ -31,7 +40,9 @@ class ExitRules:
     collapse_max_logprob: float
     collapse_window: int
     collapse_min_tokens: int
-    collapse_repeat_tokens: int  # 0: no loop detection
+    # Loop detection, 0: off. COLLAPSE when the last this-many tokens repeat an earlier
+    # stretch verbatim, or when a finished line repeats an earlier one.
+    collapse_repeat_tokens: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,8 @@ class ExitJudge:
         self._tracker = ConfidenceTracker(window=rules.collapse_window)
         self._pieces: list[str] = []
         self._seen_stretches: set[tuple[str, ...]] = set()
+        self._seen_lines: set[str] = set()
+        self._line_start = len(primer)  # where the line being written starts
         # Why a rule fired, in words, once one has.
         self.detail = ""
 
@@ -75,27 +88,50 @@ class ExitJudge:
         self._pieces.append(piece)
         if not self._rules.enabled:
             return None
-        looping = self._looping()  # records every stretch, so it runs on every token
+        looping = self._looping()  # records every stretch and line, so it runs every token
         if self._settled():
             return ExitReason.SETTLED
         if self._collapsed():
             return ExitReason.COLLAPSE
         if looping:
-            size = self._rules.collapse_repeat_tokens
-            self.detail = f"the last {size} tokens repeat earlier text verbatim"
             return ExitReason.COLLAPSE
         return None
 
     def _looping(self) -> bool:
-        """Whether the last `collapse_repeat_tokens` pieces repeat an earlier stretch."""
+        """Whether the generation has just repeated itself: its last
+        `collapse_repeat_tokens` pieces, worded text (at least one word per two tokens, so
+        that a number or a name copied again, one token per digit, is no loop), repeat an
+        earlier stretch; or a finished line repeats an earlier line, list numbers aside
+        (a numbered list that keeps restating one line: no verbatim stretch sees it)."""
         size = self._rules.collapse_repeat_tokens
-        if size == 0 or len(self._pieces) < size:
+        if size == 0:
+            return False
+        for line in self._finished_lines():
+            if line in self._seen_lines:
+                self.detail = f"the line {line!r} repeats an earlier line"
+                return True
+            self._seen_lines.add(line)
+        if len(self._pieces) < size:
             return False
         stretch = tuple(self._pieces[-size:])
-        if stretch in self._seen_stretches:
-            return True
-        self._seen_stretches.add(stretch)
-        return False
+        if stretch not in self._seen_stretches:
+            self._seen_stretches.add(stretch)
+            return False
+        if len("".join(stretch).split()) < size // 2:
+            return False
+        self.detail = f"the last {size} tokens repeat earlier text verbatim"
+        return True
+
+    def _finished_lines(self) -> Iterator[str]:
+        """Lines finished since the last call, without list numbers, lower case; only
+        those of `_LOOP_LINE_MIN_WORDS` words or more."""
+        while (end := self._text.find("\n", self._line_start)) != -1:
+            line = self._text[self._line_start : end]
+            self._line_start = end + 1
+            item = _LIST_ITEM.match(line)
+            words = line[item.end() if item else 0 :].lower().split()
+            if len(words) >= _LOOP_LINE_MIN_WORDS:
+                yield " ".join(words)
 
     def _answer_logprob(self, span: AnswerSpan) -> float:
         """Mean log-probability of the tokens overlapping the answer's characters."""
@@ -107,6 +143,9 @@ class ExitJudge:
     def _settled(self) -> bool:
         span = find_answer(self._text, self._fmt, marked_only=True)
         if span is None or not span.complete or span.end <= len(self._primer):
+            return False
+        line_start = self._text.rfind("\n", 0, span.start) + 1
+        if _LIST_ITEM.match(self._text, line_start):
             return False
         logprob = self._answer_logprob(span)
         if logprob < self._rules.settle_min_logprob:

@@ -36,16 +36,17 @@ class LogSettings(BaseModel):
 class EarlyExitDefaults(BaseModel):
     """Defaults for the edge's early-exit rules; each request may override them.
 
-    Tuned by replay on 86 step-by-step generations of the bundled model (GSM8K, SVAMP,
-    StrategyQA; `python -m bench.edge_tuning`): the most tokens saved with no answer lost.
+    Tuned by replay on 259 step-by-step generations of the bundled model (GSM8K, SVAMP,
+    StrategyQA, none of `sllm bench edge`'s; `python -m bench.edge_tuning`): about 40% of
+    the tokens saved, as many answers right as with early exit off.
     """
 
     settle_min_logprob: float = -1.0
-    collapse_max_logprob: float = -1.25
+    collapse_max_logprob: float = -1.0
     collapse_window: int = Field(default=16, ge=1)
-    collapse_min_tokens: int = Field(default=16, ge=0)
-    # 0: no loop detection.
-    collapse_repeat_tokens: int = Field(default=32, ge=0)
+    collapse_min_tokens: int = Field(default=32, ge=0)
+    # Loop detection (a repeated stretch of this many tokens, or a repeated line); 0: off.
+    collapse_repeat_tokens: int = Field(default=12, ge=0)
 
 
 class EdgeSettings(BaseModel):

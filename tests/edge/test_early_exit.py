@@ -54,29 +54,49 @@ def test_collapse_fires_with_the_default_thresholds_on_a_rambling_answer(
     assert result.summary.completion_tokens < 64
 
 
-def test_collapse_fires_when_the_model_falls_into_a_loop(edge_server: EdgeWorkerProcess) -> None:
-    # Step by step, the small model answers this with a numbered list that repeats one
-    # line ("1. The answer is 1.\n2. The answer is 1.\n..."): a confident loop. SETTLED and
-    # the log-probability window are switched off here, so only the loop test can fire.
-    def request(repeat_tokens: int) -> edge_pb2.EdgeGenerateRequest:
-        return ask(
-            "How many legs does a dog have?",
-            answer_format=common_pb2.ANSWER_FORMAT_NUMBER,
-            reasoning_mode=common_pb2.REASONING_MODE_STEP_BY_STEP,
-            max_tokens=80,
-            early_exit=edge_pb2.EarlyExit(
-                settle_min_logprob=1.0, collapse_max_logprob=-100.0,
-                collapse_repeat_tokens=repeat_tokens,
-            ),
-        )
+def loop_request(question: str, fmt: int, repeat_tokens: int) -> edge_pb2.EdgeGenerateRequest:
+    """Step by step, with SETTLED and the log-probability window switched off, so that
+    only the loop test can end the generation early."""
+    return ask(
+        question,
+        answer_format=fmt,
+        reasoning_mode=common_pb2.REASONING_MODE_STEP_BY_STEP,
+        max_tokens=80,
+        early_exit=edge_pb2.EarlyExit(
+            settle_min_logprob=1.0, collapse_max_logprob=-100.0,
+            collapse_repeat_tokens=repeat_tokens,
+        ),
+    )
 
+
+def test_collapse_fires_when_a_line_repeats(edge_server: EdgeWorkerProcess) -> None:
+    # Step by step, the small model answers this with a numbered list that repeats one
+    # line ("1. The answer is 1.\n2. The answer is 1.\n..."): a confident loop, which no
+    # verbatim stretch of tokens sees (the item numbers change).
+    question, fmt = "How many legs does a dog have?", common_pb2.ANSWER_FORMAT_NUMBER
     with edge_stub(edge_server.target) as stub:
-        unchecked = generate(stub, request(0))
-        looped = generate(stub, request(8))
+        unchecked = generate(stub, loop_request(question, fmt, 0))
+        looped = generate(stub, loop_request(question, fmt, 8))
     assert unchecked.exit_reason == "EXIT_REASON_LENGTH"
     assert looped.exit_reason == "EXIT_REASON_COLLAPSE"
     assert looped.summary.escalate
-    assert "repeat earlier text" in looped.summary.exit_detail
+    assert looped.summary.text == "1. The answer is 1.\n2. The answer is 1.\n"
+    assert "the line 'the answer is 1.' repeats an earlier line" in looped.summary.exit_detail
+
+
+def test_collapse_fires_when_a_stretch_of_tokens_repeats(
+    edge_server: EdgeWorkerProcess,
+) -> None:
+    # Step by step, the model restates its marked answer ('The answer is "yes" to the
+    # question.') under a new heading: the stretch of 8 tokens repeats verbatim.
+    question = "Are coopers required in the beverage industry?"
+    fmt = common_pb2.ANSWER_FORMAT_YES_NO
+    with edge_stub(edge_server.target) as stub:
+        unchecked = generate(stub, loop_request(question, fmt, 0))
+        looped = generate(stub, loop_request(question, fmt, 8))
+    assert looped.exit_reason == "EXIT_REASON_COLLAPSE"
+    assert looped.summary.escalate
+    assert "the last 8 tokens repeat earlier text verbatim" in looped.summary.exit_detail
     assert looped.summary.completion_tokens < unchecked.summary.completion_tokens
     # The loop was real: the text before the cut already holds its last 8 tokens' text.
     pieces = [delta.text for delta in looped.deltas]
