@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -59,7 +59,7 @@ class EdgeEngine:
         self._in_flight -= 1
         self._metrics.queue_depth.set(self.queue_depth)
 
-    async def generate(self, job: PreparedGeneration) -> AsyncIterator[Delta | Finished]:
+    async def generate(self, job: PreparedGeneration) -> AsyncGenerator[Delta | Finished, None]:
         """Deltas as the model produces them, then one Finished. Closing the iterator early
         (the caller cancelled) stops the generation within one token."""
         self._admit()

@@ -12,12 +12,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from edge_worker.engine import EdgeEngine
-from edge_worker.metrics import EdgeMetrics
-from edge_worker.model import EdgeModel
 from edge_worker.service import SERVICE_NAME, EdgeWorkerServicer, add_to_server
-from edge_worker.speed import measure_speed
-from sllm.models import bundled_model_path
+from edge_worker.worker import EdgeWorker, load_worker
 from sllm.settings import EdgeSettings
 
 log = structlog.get_logger(__name__)
@@ -30,29 +26,22 @@ class ListenError(RuntimeError):
 @dataclass
 class RunningWorker:
     server: grpc.aio.Server
-    engine: EdgeEngine
+    worker: EdgeWorker
     port: int
     metrics_port: int
 
     async def stop(self, grace: float = 2.0) -> None:
         await self.server.stop(grace)
-        self.engine.close()
+        self.worker.close()
 
 
 async def start(settings: EdgeSettings) -> RunningWorker:
     """Loads the model (ModelLoadError if it cannot), then starts serving."""
-    model = EdgeModel(
-        settings.model_path or bundled_model_path(),
-        n_ctx=settings.n_ctx,
-        n_threads=settings.n_threads,
-        n_threads_batch=settings.n_threads_batch,
-    )
-    speed = measure_speed(model)
-    metrics = EdgeMetrics()
-    engine = EdgeEngine(model, queue_size=settings.queue_size, metrics=metrics)
+    worker = load_worker(settings)
+    model, speed = worker.model, worker.speed
     # No SO_REUSEPORT: a second worker on a taken port must fail, not share it silently.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    add_to_server(EdgeWorkerServicer(engine, settings, metrics, speed), server)
+    add_to_server(EdgeWorkerServicer(worker), server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -65,7 +54,7 @@ async def start(settings: EdgeSettings) -> RunningWorker:
         raise ListenError(f"cannot listen on {address} (is the port taken?): {error}") from error
     try:
         metrics_server, _ = start_http_server(
-            settings.metrics_port, addr=settings.host, registry=metrics.registry
+            settings.metrics_port, addr=settings.host, registry=worker.metrics.registry
         )
     except OSError as error:
         raise ListenError(
@@ -86,7 +75,7 @@ async def start(settings: EdgeSettings) -> RunningWorker:
         decode_tokens_per_s=round(speed.decode_tokens_per_s, 1),
         queue_size=settings.queue_size,
     )
-    return RunningWorker(server, engine, port, int(metrics_port))
+    return RunningWorker(server, worker, port, int(metrics_port))
 
 
 async def serve(settings: EdgeSettings) -> None:

@@ -15,7 +15,7 @@ import structlog
 
 from cloud_adapter import CloudClient, CloudError, CloudResult, CloudStreamBroken
 from router import policy as decide
-from router.edge_client import EdgeAnswer, EdgeCall, EdgeClient, EdgeError
+from router.edge_client import Edge, EdgeAnswer, EdgeCall, EdgeError
 from router.estimators import CloudLatency, EdgeLatency
 from router.explain import reason
 from router.policy import Plan, Situation, Tier, Verdict
@@ -57,7 +57,7 @@ class Cascade:
     record: DecisionRecord
     deadline: float  # time.monotonic()
     started: float  # time.monotonic()
-    edge: EdgeClient
+    edge: Edge
     cloud: CloudClient | None
     edge_latency: EdgeLatency
     cloud_latency: CloudLatency

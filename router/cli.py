@@ -35,10 +35,22 @@ def _until_signalled(main: Coroutine[Any, Any, object]) -> int:
     return 0
 
 
+def _serving(command: str, main: Coroutine[Any, Any, object]) -> int:
+    """`_until_signalled`, with a model that cannot be loaded (in-process edge) reported
+    in one line and exit status 2, as `sllm edge serve` does."""
+    from edge_worker.model import ModelLoadError
+
+    try:
+        return _until_signalled(main)
+    except ModelLoadError as error:
+        print(f"sllm {command}: {error}", file=sys.stderr)
+        return 2
+
+
 def _up(args: argparse.Namespace) -> int:
     from router.launcher import up
 
-    return _until_signalled(up(get_settings()))
+    return _serving("up", up(get_settings(), edge_process=args.edge_process))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -49,7 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
     router = settings.router.model_copy(
         update={key: value for key, value in overrides.items() if value is not None}
     )
-    return _until_signalled(serve(settings.model_copy(update={"router": router})))
+    return _serving("router serve", serve(settings.model_copy(update={"router": router})))
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -93,6 +105,11 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     up = sub.add_parser(
         "up", help="start the edge worker, a cloud stand-in (unless configured) and the router"
     )
+    up.add_argument(
+        "--edge-process",
+        action="store_true",
+        help="run the edge worker as its own process (default: inside the router's, no hop)",
+    )
     up.set_defaults(handler=_up)
 
     ask = sub.add_parser("ask", help="ask the running router; prints the decision record")
@@ -111,7 +128,9 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     router_sub = router.add_subparsers(required=True, metavar="ACTION")
     serve = router_sub.add_parser("serve", help="serve the Router gRPC API")
     serve.add_argument("--port", type=int, help="gRPC port (0: any free port)")
-    serve.add_argument("--edge", help="edge worker host:port")
+    serve.add_argument(
+        "--edge", help='edge worker host:port, or "in-process" to load the model in the router'
+    )
     serve.add_argument("--policy", type=Path, help="policy directory")
     serve.set_defaults(handler=_serve)
     rollback = router_sub.add_parser(

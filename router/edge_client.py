@@ -1,9 +1,11 @@
-"""The router's view of the edge worker: its gRPC API, as plain Python."""
+"""The router's view of the edge worker: the `Edge` interface, and `EdgeClient`, which
+reaches a worker over gRPC (the in-process worker is `router.local_edge.LocalEdge`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -63,7 +65,23 @@ class EdgeAnswer:
         return self.summary.escalate
 
 
-def _request(call: EdgeCall) -> edge_pb2.EdgeGenerateRequest:
+class Edge(Protocol):
+    """What the router needs of an edge worker, wherever it runs."""
+
+    target: str
+
+    def generate(self, call: EdgeCall, *, timeout_s: float) -> AsyncIterator[str | EdgeAnswer]:
+        """Yields text deltas, then the `EdgeAnswer`; raises `EdgeError` on any failure."""
+        ...
+
+    async def info(self, *, timeout_s: float = 2.0) -> edge_pb2.EdgeInfo: ...
+
+    async def healthy(self, *, timeout_s: float = 1.0) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+def edge_request(call: EdgeCall) -> edge_pb2.EdgeGenerateRequest:
     return edge_pb2.EdgeGenerateRequest(
         messages=[
             common_pb2.ChatMessage(role=_ROLES[m.role], content=m.content) for m in call.messages
@@ -76,6 +94,19 @@ def _request(call: EdgeCall) -> edge_pb2.EdgeGenerateRequest:
     )
 
 
+async def answer_stream(
+    events: AsyncIterable[edge_pb2.EdgeGenerateEvent],
+) -> AsyncIterator[str | EdgeAnswer]:
+    """A worker's events as the `Edge` interface yields them: text deltas, then the answer."""
+    async for event in events:
+        if event.HasField("delta"):
+            yield event.delta.text
+        else:
+            yield EdgeAnswer(event.summary)
+            return
+    raise EdgeError("the edge ended without a summary", code="INTERNAL")
+
+
 class EdgeClient:
     def __init__(self, target: str) -> None:
         self.target = target
@@ -86,24 +117,19 @@ class EdgeClient:
     async def generate(
         self, call: EdgeCall, *, timeout_s: float
     ) -> AsyncIterator[str | EdgeAnswer]:
-        """Yields text deltas, then the `EdgeAnswer`; raises `EdgeError` on any failure."""
-        stream = self._stub.Generate(_request(call), timeout=max(timeout_s, 0.001))
+        stream = self._stub.Generate(edge_request(call), timeout=max(timeout_s, 0.001))
         try:
-            async for event in stream:
-                if event.HasField("delta"):
-                    yield event.delta.text
-                else:
-                    yield EdgeAnswer(event.summary)
-                    return
+            async for item in answer_stream(stream):
+                yield item
         except grpc.aio.AioRpcError as error:
             raise EdgeError(
                 f"edge {error.code().name}: {error.details()}", code=error.code().name
             ) from error
         finally:
             stream.cancel()
-        raise EdgeError("the edge stream ended without a summary", code="INTERNAL")
 
     async def info(self, *, timeout_s: float = 2.0) -> edge_pb2.EdgeInfo:
+        """Raises `grpc.aio.AioRpcError` when the worker cannot be reached."""
         return await self._stub.Info(edge_pb2.EdgeInfoRequest(), timeout=timeout_s)
 
     async def healthy(self, *, timeout_s: float = 1.0) -> bool:

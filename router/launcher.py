@@ -1,5 +1,8 @@
 """`sllm up`: the edge worker, the cloud stand-in (unless a cloud is configured) and the
-router, started together, one line each saying where it listens; Ctrl-C stops all."""
+router, started together, one line each saying where it listens; Ctrl-C stops all.
+
+The edge worker runs inside the router's process unless `edge_process` asks for its own:
+the hop between two processes costs more than the router's whole decision."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from typing import TextIO
 
 from router.edge_client import EdgeClient
 from router.server import RouterServer, serve
-from sllm.settings import Settings
+from sllm.models import bundled_model_path
+from sllm.settings import IN_PROCESS, Settings
 
 EDGE_READY_TIMEOUT_S = 180.0
 
@@ -63,16 +67,21 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
             await process.wait()
 
 
-async def up(settings: Settings, out: TextIO = sys.stdout) -> int:
+async def up(settings: Settings, out: TextIO = sys.stdout, *, edge_process: bool = False) -> int:
     from cloud_adapter import standin
 
-    edge = await _start_edge(settings)
+    edge = await _start_edge(settings) if edge_process else None
     cloud: standin.StandIn | None = None
     try:
-        out.write(
-            f"edge worker  grpc {settings.edge.host}:{settings.edge.port}  "
-            f"metrics :{settings.edge.metrics_port}\n"
-        )
+        if edge is None:
+            edge_target = IN_PROCESS
+            model = settings.edge.model_path or bundled_model_path()
+            out.write(f"edge worker  in the router's process  model {model.name}\n")
+        else:
+            edge_target = f"{settings.edge.host}:{settings.edge.port}"
+            out.write(
+                f"edge worker  grpc {edge_target}  metrics :{settings.edge.metrics_port}\n"
+            )
         if not cloud_is_configured(settings):
             cloud = await asyncio.to_thread(
                 standin.start,
@@ -83,7 +92,6 @@ async def up(settings: Settings, out: TextIO = sys.stdout) -> int:
             out.write(f"cloud        {cloud.base_url}  (stand-in: a small local model)\n")
         else:
             out.write(f"cloud        {settings.cloud.base_url}  model {settings.cloud.model}\n")
-        edge_target = f"{settings.edge.host}:{settings.edge.port}"
         router = settings.router.model_copy(update={"edge_target": edge_target})
 
         def ready(server: RouterServer) -> None:
@@ -95,5 +103,6 @@ async def up(settings: Settings, out: TextIO = sys.stdout) -> int:
     finally:
         if cloud is not None:
             cloud.stop()
-        await _stop(edge)
+        if edge is not None:
+            await _stop(edge)
     return 0

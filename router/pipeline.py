@@ -20,7 +20,7 @@ from router import policy as decide
 from router.active_policy import ActivePolicy
 from router.budget import latency_budget
 from router.cascade import Cascade, Event, RouteFailed
-from router.edge_client import EdgeAnswer, EdgeClient
+from router.edge_client import Edge, EdgeAnswer
 from router.estimators import CloudLatency, EdgeLatency, estimate_tokens
 from router.outcomes import LoggedRequest, OutcomeLog
 from router.policy import Situation
@@ -42,7 +42,7 @@ class Router:
         self,
         settings: RouterSettings,
         *,
-        edge: EdgeClient,
+        edge: Edge,
         cloud: CloudClient | None,
         policies: ActivePolicy,
         outcomes: OutcomeLog,

@@ -17,14 +17,14 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from router.active_policy import ActivePolicy
-from router.edge_client import EdgeClient
+from router.edge_client import Edge, EdgeClient
 from router.estimators import CloudLatency, EdgeLatency
 from router.outcomes import OutcomeLog
 from router.pipeline import Router
 from router.relearn import Relearner
 from router.scorer import default_policy_dir
 from router.service import RouterServicer
-from sllm.settings import Settings
+from sllm.settings import IN_PROCESS, Settings
 from sllm.v1 import router_pb2
 
 log = structlog.get_logger("router.server")
@@ -79,11 +79,24 @@ def _handlers(servicer: RouterServicer) -> grpc.GenericRpcHandler[Any, Any]:
     )
 
 
+async def _edge(settings: Settings) -> Edge:
+    """The edge the settings name: a worker's gRPC address, or one loaded in this process
+    (ModelLoadError if its model cannot be loaded)."""
+    if settings.router.edge_target != IN_PROCESS:
+        return EdgeClient(settings.router.edge_target)
+    from edge_worker.worker import load_worker
+    from router.local_edge import LocalEdge
+
+    worker = await asyncio.to_thread(load_worker, settings.edge)
+    log.info("router.edge_in_process", model=worker.model.name, model_path=str(worker.model.path))
+    return LocalEdge(worker)
+
+
 async def build_router(settings: Settings) -> Router:
     """The router with its clients, the active policy and the outcome log."""
     from cloud_adapter import CloudClient
 
-    edge = EdgeClient(settings.router.edge_target)
+    edge = await _edge(settings)
     prefill, decode = _EDGE_PRIOR_PREFILL_TOKENS_PER_S, _EDGE_PRIOR_DECODE_TOKENS_PER_S
     try:
         info = await edge.info()

@@ -27,6 +27,10 @@ def _data_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "sllm"
 
 
+# `router.edge_target` for an edge worker inside the router's process.
+IN_PROCESS = "in-process"
+
+
 class LogSettings(BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # "auto": console lines on a TTY, JSON otherwise.
@@ -102,6 +106,8 @@ class RouterSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 50051
     metrics_port: int = 9100
+    # An edge worker's host:port, or "in-process": the router loads the model of the
+    # [edge] settings itself and calls it without a network hop.
     edge_target: str = "127.0.0.1:50061"
     # When neither the request nor its gRPC deadline sets one.
     default_latency_budget_ms: int = Field(default=30_000, gt=0)

@@ -1,5 +1,6 @@
-"""The main job through the `sllm` command: `sllm up` starts the edge worker, the cloud
-stand-in and the router, one line each; `sllm ask` prints the answer and the decision
+"""The main job through the `sllm` command: `sllm up` starts the edge worker (in the
+router's process, or its own with --edge-process), the cloud stand-in and the router, one
+line each; `sllm ask` prints the answer and the decision
 record (also streaming); the router's metrics are served; SIGINT (Ctrl-C) stops all."""
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ def ports() -> dict[str, int]:
     return {name: free_port() for name in ("edge", "edge_metrics", "cloud", "router", "metrics")}
 
 
-@pytest.fixture
-def up(ports: dict[str, int], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+@pytest.fixture(params=[[], ["--edge-process"]], ids=["in-process", "edge-process"])
+def up(
+    request: pytest.FixtureRequest, ports: dict[str, int], tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     env = {
         **os.environ,
         "SLLM_EDGE__PORT": str(ports["edge"]),
@@ -44,7 +47,7 @@ def up(ports: dict[str, int], tmp_path: Path) -> Iterator[tuple[subprocess.Popen
         "SLLM_ROUTER__OUTCOME_DB": str(tmp_path / "outcomes.sqlite3"),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "sllm", "up"],
+        [sys.executable, "-m", "sllm", "up", *request.param],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -77,7 +80,9 @@ def test_up_ask_and_ctrl_c(
 ) -> None:
     process, lines = up
     assert [line.split()[0] for line in lines] == ["edge", "cloud", "router", "ready:"]
-    assert f"127.0.0.1:{ports['edge']}" in lines[0]
+    in_process = "in the router's process" in lines[0]
+    assert in_process or f"127.0.0.1:{ports['edge']}" in lines[0]
+    assert in_process != _listening(ports["edge"])
     assert f"http://127.0.0.1:{ports['cloud']}/v1" in lines[1]
     assert f"127.0.0.1:{ports['router']}" in lines[2]
 
@@ -92,6 +97,8 @@ def test_up_ask_and_ctrl_c(
         metrics = reply.read().decode()
     assert "sllm_router_requests_total{" in metrics
     assert "sllm_router_decision_seconds_count 2.0" in metrics
+    # The edge's metrics are the router's when it runs inside it.
+    assert ("\nsllm_edge_queue_depth 0.0\n" in metrics) == in_process
 
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0
