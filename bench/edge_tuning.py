@@ -115,6 +115,11 @@ def tune(path: Path, max_accuracy_drop: float) -> None:
     print(f"{len(runs)} recorded generations, {sum(len(r.pieces) for r in runs)} tokens; "
           f"accuracy with early exit off {baseline:.3f}")
     print(f"current defaults {current}: saving {saving:.3f}, accuracy {accuracy:.3f}")
+    # Equal accuracy may hide answers lost and others won by chance (a cut that leaves a
+    # number which happens to be the gold one): count both.
+    right = [(replay(run, off)[1], replay(run, current)[1]) for run in runs]
+    print(f"  answers lost {sum(a and not b for a, b in right)}, "
+          f"won {sum(b and not a for a, b in right)}")
     grid = []
     for settle, collapse, window, min_tokens, repeat in itertools.product(
         SETTLE, COLLAPSE, WINDOWS, MIN_TOKENS, REPEATS
