@@ -122,21 +122,41 @@ def _cpu_seconds(pid: int) -> float:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """One generation's tokens per second, of wall time and of the process's CPU time."""
+
+    wall: float
+    cpu: float
+
+
+@dataclass(frozen=True)
 class Throughput:
-    worker_tokens_per_s: float
-    bare_tokens_per_s: float
-    # Per CPU second: steadier than wall time on a machine others share.
-    worker_tokens_per_cpu_s: float
-    bare_tokens_per_cpu_s: float
+    """Paired runs: each worker run with a bare run right before or after it (the order
+    alternates), so that both of a pair see the same load; ratios are per pair."""
+
+    worker: list[Rate]
+    bare: list[Rate]
     tokens: int
 
     @property
+    def worker_tokens_per_s(self) -> float:
+        return statistics.median(r.wall for r in self.worker)
+
+    @property
+    def bare_tokens_per_s(self) -> float:
+        return statistics.median(r.wall for r in self.bare)
+
+    @property
     def ratio(self) -> float:
-        return self.worker_tokens_per_s / self.bare_tokens_per_s
+        """Median over pairs of worker / bare tokens per second."""
+        pairs = zip(self.worker, self.bare, strict=True)
+        return statistics.median(w.wall / b.wall for w, b in pairs)
 
     @property
     def cpu_ratio(self) -> float:
-        return self.worker_tokens_per_cpu_s / self.bare_tokens_per_cpu_s
+        """The same per CPU second: steadier than wall time on a machine others share."""
+        pairs = zip(self.worker, self.bare, strict=True)
+        return statistics.median(w.cpu / b.cpu for w, b in pairs)
 
 
 def measure_throughput(
@@ -152,28 +172,34 @@ def measure_throughput(
     # Like the worker: the same threads; both keep the prompt cached between repeats.
     bare = Llama(str(path), n_ctx=settings.n_ctx, n_threads=model.n_threads,
                  n_threads_batch=model.n_threads_batch, verbose=False)
-    _summary(stub, request)  # warm-up
-    worker_wall: list[float] = []
-    worker_cpu: list[float] = []
-    bare_wall: list[float] = []
-    bare_cpu: list[float] = []
-    tokens = 0
-    for _ in range(repeats):
+    tokens = _summary(stub, request).completion_tokens  # warm-up, and the count to match
+
+    def through_worker() -> Rate:
         started, cpu_started = time.perf_counter(), _cpu_seconds(pid)
-        tokens = _summary(stub, request).completion_tokens
-        worker_wall.append(tokens / (time.perf_counter() - started))
-        worker_cpu.append(tokens / max(_cpu_seconds(pid) - cpu_started, 1e-3))
+        count = _summary(stub, request).completion_tokens
+        return Rate(count / (time.perf_counter() - started),
+                    count / max(_cpu_seconds(pid) - cpu_started, 1e-3))
+
+    def bare_loop() -> Rate:
         started, cpu_started = time.perf_counter(), time.process_time()
         # Greedy, like the worker: the same tokens, without confidence, gRPC or early exit.
         for count, _token in enumerate(bare.generate(prompt, temp=0.0, top_k=1), start=1):
             if count >= tokens:
                 break
-        bare_wall.append(tokens / (time.perf_counter() - started))
-        bare_cpu.append(tokens / max(time.process_time() - cpu_started, 1e-3))
-    median = statistics.median
-    return Throughput(
-        median(worker_wall), median(bare_wall), median(worker_cpu), median(bare_cpu), tokens
-    )
+        return Rate(tokens / (time.perf_counter() - started),
+                    tokens / max(time.process_time() - cpu_started, 1e-3))
+
+    bare_loop()  # warm-up
+    worker: list[Rate] = []
+    baseline: list[Rate] = []
+    for repeat in range(repeats):
+        if repeat % 2:
+            baseline.append(bare_loop())
+            worker.append(through_worker())
+        else:
+            worker.append(through_worker())
+            baseline.append(bare_loop())
+    return Throughput(worker, baseline, tokens)
 
 
 @dataclass(frozen=True)
@@ -221,16 +247,15 @@ def _accuracy(answered: list[Answered]) -> float:
 
 
 def run(quick: bool) -> int:
-    count, max_tokens, repeats = (12, 128, 3) if quick else (200, 256, 5)
+    count, max_tokens, repeats = (12, 128, 4) if quick else (200, 256, 10)
     questions = load_questions(count)
     with worker() as (stub, pid):
         throughput = measure_throughput(stub, pid, max_tokens=max_tokens, repeats=repeats)
         print(
-            f"throughput ({throughput.tokens} tokens, median of {repeats}): worker "
+            f"throughput ({throughput.tokens} tokens, {repeats} pairs): worker "
             f"{throughput.worker_tokens_per_s:.1f} tok/s, bare llama-cpp-python "
-            f"{throughput.bare_tokens_per_s:.1f} tok/s, ratio {throughput.ratio:.3f}; per CPU "
-            f"second {throughput.worker_tokens_per_cpu_s:.1f} vs "
-            f"{throughput.bare_tokens_per_cpu_s:.1f}, ratio {throughput.cpu_ratio:.3f}",
+            f"{throughput.bare_tokens_per_s:.1f} tok/s (medians); median ratio of pairs "
+            f"{throughput.ratio:.3f}, per CPU second {throughput.cpu_ratio:.3f}",
             flush=True,
         )
         off = answer_all(stub, questions, early_exit=False, max_tokens=max_tokens)

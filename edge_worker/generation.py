@@ -100,7 +100,8 @@ def generate(
             exit_reason = _interruption(job, cancelled)
         prefill_ms = _ms(started)
         decode_started = time.perf_counter()
-        pending: int | None = None
+        # The last token, not yet fed to the model, and its delta, not yet emitted.
+        pending: tuple[int, Delta] | None = None
         while exit_reason is None:
             exit_reason = _interruption(job, cancelled)
             if exit_reason is not None:
@@ -109,15 +110,21 @@ def generate(
                 exit_reason = ExitReason.LENGTH
                 break
             if pending is not None:
-                model.feed(pending)
+                # Emitted right before the decode releases the GIL: the event loop it wakes
+                # handles the delta while the model computes, not while this thread waits.
+                emit(pending[1])
+                model.feed(pending[0])
+                pending = None
             choice = scorer.choose(model.last_logits())
             if model.is_end(choice.token):
                 exit_reason = ExitReason.STOP
                 break
             piece = decoder.decode(model.token_bytes(choice.token))
-            emit(Delta(piece, choice.logprob, choice.entropy, judge.completion_tokens))
+            delta = Delta(piece, choice.logprob, choice.entropy, judge.completion_tokens)
+            pending = (choice.token, delta)
             exit_reason = judge.add(piece, choice)
-            pending = choice.token
+        if pending is not None:
+            emit(pending[1])
         judged = judge.finish(decoder.decode(b"", final=True))
         return GenerationResult(
             text=judged.text,

@@ -62,9 +62,14 @@ def up(
     try:
         yield process, lines
     finally:
+        # SIGINT first: a killed `sllm up` would leave its stand-in child running.
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _sllm(*args: str) -> str:
