@@ -247,7 +247,7 @@ def _accuracy(answered: list[Answered]) -> float:
 
 
 def run(quick: bool) -> int:
-    count, max_tokens, repeats = (12, 128, 4) if quick else (200, 256, 10)
+    count, max_tokens, repeats = (12, 128, 4) if quick else (200, 256, 20)
     questions = load_questions(count)
     with worker() as (stub, pid):
         throughput = measure_throughput(stub, pid, max_tokens=max_tokens, repeats=repeats)
