@@ -6,6 +6,7 @@ process (`edge_target = "in-process"`) calls it directly and saves a network hop
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -50,7 +51,7 @@ def _delta_event(delta: Delta) -> edge_pb2.EdgeGenerateEvent:
 def _summary_event(
     finished: Finished, model: str, mode: ReasoningMode
 ) -> edge_pb2.EdgeGenerateEvent:
-    result, confidence = finished.result, finished.result.confidence
+    result = finished.result
     return edge_pb2.EdgeGenerateEvent(
         summary=edge_pb2.EdgeSummary(
             text=result.text,
@@ -64,15 +65,8 @@ def _summary_event(
                 decode_ms=result.decode_ms,
                 total_ms=finished.total_ms,
             ),
-            confidence=common_pb2.Confidence(
-                mean_logprob=confidence.mean_logprob,
-                min_logprob=confidence.min_logprob,
-                mean_entropy=confidence.mean_entropy,
-                max_entropy=confidence.max_entropy,
-                answer_mean_logprob=confidence.answer_mean_logprob,
-                min_window_mean_logprob=confidence.min_window_mean_logprob,
-                score=confidence.score,
-            ),
+            # ConfidenceSummary's fields are the message's, by name.
+            confidence=common_pb2.Confidence(**dataclasses.asdict(result.confidence)),
             exit_reason=_EXIT_REASONS[result.exit_reason],
             escalate=result.exit_reason is ExitReason.COLLAPSE,
             model=model,
