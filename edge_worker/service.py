@@ -31,7 +31,8 @@ class EdgeWorkerServicer:
     ) -> AsyncIterator[edge_pb2.EdgeGenerateEvent]:
         structlog.contextvars.clear_contextvars()
         if isinstance(request, Undecodable):
-            await self._reject(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid", request.reason)
+            self._worker.rejected(request.reason)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
             return
         structlog.contextvars.bind_contextvars(request_id=request.request_id or None)
         remaining = context.time_remaining()
@@ -40,24 +41,13 @@ class EdgeWorkerServicer:
             async with aclosing(self._worker.generate(request, deadline=deadline)) as events:
                 async for event in events:
                     yield event
-        except InvalidRequest as error:
-            await self._reject(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid", str(error))
+        except InvalidRequest as error:  # the worker counted and logged it
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except QueueFull as error:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
         except Exception as error:  # a failing generation degrades this call, not the worker
             log.exception("edge.generate_failed")
             await context.abort(grpc.StatusCode.INTERNAL, f"generation failed: {error!r}")
-
-    async def _reject(
-        self,
-        context: grpc.aio.ServicerContext[edge_pb2.EdgeGenerateRequest, edge_pb2.EdgeGenerateEvent],
-        code: grpc.StatusCode,
-        outcome: str,
-        message: str,
-    ) -> None:
-        self._worker.metrics.requests.labels(outcome).inc()
-        log.info("edge.rejected", code=code.name, reason=message)
-        await context.abort(code, message)
 
     async def Info(
         self,

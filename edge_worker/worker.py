@@ -24,6 +24,7 @@ from edge_worker.validation import prepare
 from sllm.models import bundled_model_path
 from sllm.settings import EdgeSettings
 from sllm.v1 import common_pb2, edge_pb2
+from sllm.wire import InvalidRequest
 
 log = structlog.get_logger(__name__)
 
@@ -97,7 +98,11 @@ class EdgeWorker:
 
         Raises `InvalidRequest` before any event for a request to fix, `QueueFull` when
         every slot is taken; closing the iterator stops the generation within one token."""
-        job = prepare(request, self.model, self.settings, grpc_deadline=deadline)
+        try:
+            job = prepare(request, self.model, self.settings, grpc_deadline=deadline)
+        except InvalidRequest as error:
+            self.rejected(str(error))
+            raise
         outcome = "cancelled"
         started = time.perf_counter()
         try:
@@ -118,6 +123,11 @@ class EdgeWorker:
         finally:
             self.metrics.requests.labels(outcome).inc()
             self.metrics.generation_seconds.observe(time.perf_counter() - started)
+
+    def rejected(self, reason: str) -> None:
+        """Counts and logs a request rejected as invalid (here, or before it got here)."""
+        self.metrics.requests.labels("invalid").inc()
+        log.info("edge.rejected", code="INVALID_ARGUMENT", reason=reason)
 
     def _log(self, finished: Finished, job: PreparedGeneration) -> None:
         result = finished.result

@@ -56,6 +56,8 @@ async def test_a_prompt_too_long_for_the_edge_goes_to_the_cloud(
     assert response.decision.edge_error.startswith("edge INVALID_ARGUMENT: ")
     assert "context" in response.decision.edge_error
     assert response.text
+    metrics = generate_latest(REGISTRY).decode()
+    assert 'sllm_edge_requests_total{outcome="invalid"} 1.0' in metrics
 
 
 async def test_a_busy_edge_sends_the_query_to_the_cloud(
