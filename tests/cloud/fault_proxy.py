@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import struct
 from collections import deque
@@ -123,6 +124,10 @@ class FaultProxy:
             limit = fault.events if isinstance(fault, CutAfterEvents | StallAfterEvents) else None
             events = 0
             while data := await upstream_reader.read(65536):
+                if limit is not None:
+                    # One read may hold several events: the cut must come right after the
+                    # limit-th, not after whatever arrived with it.
+                    data = _through_events(data, limit - events)
                 writer.write(data)
                 await writer.drain()
                 events += data.count(b"data: ")
@@ -132,6 +137,22 @@ class FaultProxy:
                     return
         finally:
             upstream_writer.close()
+
+
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _through_events(data: bytes, count: int) -> bytes:
+    """`data` up to the end of its `count`-th server-sent event (all of it, if it holds
+    fewer complete ones)."""
+    end = 0
+    for _ in range(count):
+        start = data.find(b"data: ", end)
+        blank_line = _EVENT_END.search(data, start) if start >= 0 else None
+        if blank_line is None:
+            return data
+        end = blank_line.end()
+    return data[:end]
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
