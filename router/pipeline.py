@@ -74,7 +74,10 @@ class Router:
         request_id = uuid.uuid4().hex
         policy = self.policies.current
         budget_ms, source = latency_budget(
-            query.latency_budget_ms, grpc_remaining_s, self.settings.default_latency_budget_ms
+            query.latency_budget_ms,
+            grpc_remaining_s,
+            self.settings.default_latency_budget_ms,
+            reply_margin_ms=self.settings.reply_margin_ms,
         )
         p_edge_ok = policy.p_edge_ok(query.text)
         prompt_tokens = estimate_tokens("".join(m.content for m in query.messages))

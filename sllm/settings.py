@@ -111,6 +111,8 @@ class RouterSettings(BaseModel):
     edge_target: str = "127.0.0.1:50061"
     # When neither the request nor its gRPC deadline sets one.
     default_latency_budget_ms: int = Field(default=30_000, gt=0)
+    # Kept out of every budget for the reply's way back to the client (router/budget.py).
+    reply_margin_ms: float = Field(default=5.0, ge=0)
     default_max_tokens: int = Field(default=256, ge=1)
     # None: the default policy shipped with sllm.
     policy_dir: Path | None = None

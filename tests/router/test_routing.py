@@ -12,6 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from sllm.settings import RouterSettings
 from sllm.v1 import common_pb2, router_pb2
 from tests.fixtures.cloud import StandInServer
 from tests.fixtures.edge import EdgeWorkerProcess
@@ -234,14 +235,21 @@ async def test_get_policy_reports_the_policy_and_live_statistics(
     assert info.stats.escalation_rate == 0.5
 
 
+@pytest.mark.parametrize("deadline_s", [1.0, 5.0, 25.0])
 async def test_without_a_latency_budget_the_grpc_deadline_is_the_budget(
-    real_router: RouterFactory,
+    real_router: RouterFactory, deadline_s: float
 ) -> None:
     router = await real_router()
-    response = await router.stub.Generate(ask(local_only=True), timeout=25.0)
+    response = await router.stub.Generate(ask(local_only=True), timeout=deadline_s)
     budget = response.decision.budget
     assert budget.latency_budget_source == "grpc_deadline"
-    assert 20_000 < budget.latency_budget_ms <= 25_000
+    # Never more than the client gave, less the reply's margin; not much less either (the
+    # request's way in, gRPC's rounding of the timeout; loose: a shared machine stalls).
+    client_ms = deadline_s * 1000.0 - RouterSettings().reply_margin_ms
+    assert 0.9 * client_ms < budget.latency_budget_ms <= client_ms
     # A request's own budget wins when it is the tighter one.
-    tighter = await router.stub.Generate(ask(local_only=True, latency_budget_ms=15_000), timeout=25)
+    tighter = await router.stub.Generate(
+        ask(local_only=True, latency_budget_ms=500), timeout=deadline_s
+    )
     assert tighter.decision.budget.latency_budget_source == "request"
+    assert tighter.decision.budget.latency_budget_ms == 500 - RouterSettings().reply_margin_ms
