@@ -160,14 +160,20 @@ class EdgeWorker:
         self.engine.close()
 
 
-def load_worker(settings: EdgeSettings) -> EdgeWorker:
-    """Loads the model (ModelLoadError if it cannot) and measures its speed; blocking."""
-    model = EdgeModel(
+def open_model(settings: EdgeSettings) -> EdgeModel:
+    """The model the settings name (ModelLoadError if it cannot be loaded); blocking. The
+    worker and the engine probe (edge_worker/probe.py) load it the same way."""
+    return EdgeModel(
         settings.model_path or bundled_model_path(),
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
         n_threads_batch=settings.n_threads_batch,
     )
+
+
+def load_worker(settings: EdgeSettings) -> EdgeWorker:
+    """Loads the model (ModelLoadError if it cannot) and measures its speed; blocking."""
+    model = open_model(settings)
     metrics = EdgeMetrics()
     engine = EdgeEngine(model, queue_size=settings.queue_size, metrics=metrics)
     return EdgeWorker(engine, settings, metrics, measure_speed(model))

@@ -48,9 +48,18 @@ def _serving(command: str, main: Coroutine[Any, Any, object]) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from edge_worker.probe import probe_engine
     from router.launcher import up
 
-    return _serving("up", up(get_settings(), edge_process=args.edge_process))
+    settings = get_settings()
+    # An engine that crashes on this CPU would kill the router (and the stand-in, the
+    # same engine) at the first prompt: found out first, in a child process.
+    probe = None if args.skip_probe else probe_engine(settings.edge)
+    if probe is not None and not probe.ok:
+        print(f"sllm up: nothing started:\n{probe.line()}", file=sys.stderr)
+        print("(sllm doctor checks the rest; --skip-probe starts anyway)", file=sys.stderr)
+        return 2
+    return _serving("up", up(settings, edge_process=args.edge_process))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -109,6 +118,11 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
         "--edge-process",
         action="store_true",
         help="run the edge worker as its own process (default: inside the router's, no hop)",
+    )
+    up.add_argument(
+        "--skip-probe",
+        action="store_true",
+        help="start without first decoding a prompt in a child process (the engine probe)",
     )
     up.set_defaults(handler=_up)
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
@@ -32,6 +34,30 @@ def _register_dev(sub: SubParsers) -> None:
     protos.set_defaults(handler=_dev_protos)
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from sllm.doctor import run_checks
+
+    checks = []
+    for check in run_checks(get_settings(), edge_process=args.edge_process):
+        checks.append(check)
+        if not args.json:
+            print(check.line(), flush=True)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(check) for check in checks], indent=2))
+    return 0 if all(check.ok for check in checks) else 1
+
+
+def _register_doctor(sub: SubParsers) -> None:
+    doctor = sub.add_parser(
+        "doctor", help="check this installation: versions, CPU, engine, cloud, ports, outcome log"
+    )
+    doctor.add_argument(
+        "--edge-process", action="store_true", help="check for `sllm up --edge-process`"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the checks as a JSON list")
+    doctor.set_defaults(handler=_doctor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bench.cli import register as register_bench
     from cloud_adapter.cli import register as register_cloud
@@ -52,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_edge(sub)
     register_cloud(sub)
     register_bench(sub)
+    _register_doctor(sub)
     _register_dev(sub)
     return parser
 

@@ -1,0 +1,213 @@
+"""`sllm doctor`: checks an installation the way a user would ask about it, one answer
+each: versions against the tested lock, the CPU and the llama.cpp build, the engine
+probe, the cloud endpoint, the ports `sllm up` listens on, the outcome log."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import platform
+import re
+import socket
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+from cloud_adapter import standin
+from cloud_adapter.check import CheckFailed, check
+from edge_worker.probe import probe_engine
+from router.launcher import cloud_is_configured
+from router.outcomes import connect
+from sllm.check import Check
+from sllm.settings import Settings
+
+KEY_PACKAGES = ("llama-cpp-python", "grpcio", "protobuf", "onnxruntime", "openai", "numpy")
+# At the root of a checkout (an editable install); a wheel does not carry it.
+LOCK_FILE = Path(__file__).resolve().parent.parent / "requirements.lock"
+CLOUD_TIMEOUT_S = 20.0
+_CPU_FLAGS = re.compile(r"^(avx2|avx512f|amx_\w+)$")
+
+
+def run_checks(settings: Settings, *, edge_process: bool) -> Iterator[Check]:
+    """One at a time, so each line can be shown as soon as it is known."""
+    yield check_python()
+    yield check_packages()
+    yield check_lock(LOCK_FILE)
+    yield check_cpu(Path("/proc/cpuinfo"))
+    yield check_llama_build()
+    yield probe_engine(settings.edge)
+    yield check_cloud(settings)
+    yield check_ports(settings, edge_process=edge_process)
+    yield check_outcome_log(settings)
+
+
+def check_python() -> Check:
+    return Check(
+        "python", True, f"{platform.python_version()} ({platform.python_implementation()})"
+    )
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_packages() -> Check:
+    versions = {name: _installed(name) for name in KEY_PACKAGES}
+    missing = [name for name, version in versions.items() if version is None]
+    detail = ", ".join(f"{name} {version}" for name, version in versions.items() if version)
+    if missing:
+        advice = "pip install -c requirements.lock ."
+        return Check("packages", False, f"not installed: {', '.join(missing)}", advice)
+    return Check("packages", True, detail)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    """`name==version` lines of a pip constraints file, by canonical name."""
+    pins: dict[str, str] = {}
+    for line in lock.read_text().splitlines():
+        name, separator, version = line.split("#")[0].split(";")[0].partition("==")
+        if separator:
+            pins[_canonical(name.strip())] = version.strip()
+    return pins
+
+
+def check_lock(lock: Path) -> Check:
+    if not lock.is_file():
+        return Check(
+            "lock", True, "no requirements.lock here (not a checkout): versions not compared"
+        )
+    pins = _pins(lock)
+    differing = [
+        f"{name} {installed} (tested: {pins[name]})"
+        for name in KEY_PACKAGES
+        if name in pins and (installed := _installed(name)) != pins[name]
+    ]
+    if differing:
+        return Check(
+            "lock",
+            False,
+            f"not the tested versions: {', '.join(differing)}",
+            f"pip install -c {lock} -e {lock.parent}",
+        )
+    return Check("lock", True, f"the key packages are the tested versions of {lock.name}")
+
+
+def check_cpu(cpuinfo: Path) -> Check:
+    """Informational: the features that decide which llama.cpp kernels run."""
+    if not cpuinfo.is_file():
+        return Check("cpu", True, f"{platform.machine()}, features unknown (no {cpuinfo})")
+    fields = dict(
+        (key.strip(), value.strip())
+        for key, _, value in (line.partition(":") for line in cpuinfo.read_text().splitlines())
+    )
+    flags = sorted(flag for flag in fields.get("flags", "").split() if _CPU_FLAGS.match(flag))
+    model = fields.get("model name", platform.machine())
+    return Check("cpu", True, f"{model}: {' '.join(flags) or 'no avx2, avx512f or amx'}")
+
+
+def check_llama_build() -> Check:
+    try:
+        import llama_cpp
+    except (ImportError, OSError) as error:  # OSError: its shared library did not load
+        return Check(
+            "llama.cpp", False, f"cannot be loaded: {error}", "pip install -c requirements.lock ."
+        )
+    info: bytes = llama_cpp.llama_print_system_info()
+    # "CPU : SSE3 = 1 | AVX2 = 1 | ... |": the features this build uses.
+    used = re.findall(r"(\w+) = 1\b", info.decode(errors="replace"))
+    return Check("llama.cpp", True, f"built with {' '.join(used) or 'no CPU extensions'}")
+
+
+def check_cloud(settings: Settings) -> Check:
+    if not cloud_is_configured(settings):
+        return Check(
+            "cloud",
+            True,
+            f"none configured: `sllm up` will start the local stand-in "
+            f"on :{settings.cloud.standin_port}",
+        )
+    outcome = asyncio.run(check(settings.cloud, timeout_s=CLOUD_TIMEOUT_S))
+    if isinstance(outcome, CheckFailed):
+        # The diagnosis ends with what to do.
+        return Check("cloud", False, outcome.diagnosis)
+    result = outcome.result
+    return Check(
+        "cloud",
+        True,
+        f"{settings.cloud.base_url} model {result.model} answered in {result.latency_ms:.0f} ms",
+    )
+
+
+def _listen_error(host: str, port: int) -> str | None:
+    """Why a server could not listen there, or None. SO_REUSEADDR as servers set it: a
+    port left in TIME_WAIT by a stopped server is free to them."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as error:
+        return "is taken" if error.errno == errno.EADDRINUSE else str(error)
+    return None
+
+
+def _setting(name: str) -> str:
+    """`router.port (SLLM_ROUTER__PORT)`: the setting, and its environment variable."""
+    return f"{name} (SLLM_{name.upper().replace('.', '__')})"
+
+
+def check_ports(settings: Settings, *, edge_process: bool) -> Check:
+    """The ports `sllm up` (with --edge-process, if asked) is about to listen on."""
+    router, edge, cloud = settings.router, settings.edge, settings.cloud
+    wanted = [(router.host, router.port, "router.port")]
+    wanted.append((router.host, router.metrics_port, "router.metrics_port"))
+    if edge_process:
+        wanted.append((edge.host, edge.port, "edge.port"))
+        wanted.append((edge.host, edge.metrics_port, "edge.metrics_port"))
+    if not cloud_is_configured(settings):
+        wanted.append((standin.HOST, cloud.standin_port, "cloud.standin_port"))
+    # Port 0: any free port (for metrics: none).
+    wanted = [(host, port, setting) for host, port, setting in wanted if port]
+    taken = [
+        (f"{host}:{port} {error}", setting)
+        for host, port, setting in wanted
+        if (error := _listen_error(host, port)) is not None
+    ]
+    if taken:
+        return Check(
+            "ports",
+            False,
+            "; ".join(where for where, _ in taken),
+            "set " + ", ".join(_setting(setting) for _, setting in taken),
+        )
+    return Check("ports", True, "free: " + ", ".join(f"{p} ({s})" for _, p, s in wanted))
+
+
+def check_outcome_log(settings: Settings) -> Check:
+    db = settings.router.outcome_db
+    advice = f"set {_setting('router.outcome_db')} to a writable path"
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return Check("outcomes", False, f"cannot create {db.parent}: {error.strerror}", advice)
+    try:
+        # A log like the router's (WAL, so -wal and -shm files beside it) in a scratch dir.
+        with tempfile.TemporaryDirectory(dir=db.parent, prefix=".sllm-doctor-") as scratch:
+            connect(Path(scratch) / db.name).close()
+    except (OSError, sqlite3.Error) as error:
+        return Check("outcomes", False, f"cannot write in {db.parent}: {error}", advice)
+    if db.exists() and not os.access(db, os.W_OK):
+        return Check("outcomes", False, f"{db} is not writable", advice)
+    return Check("outcomes", True, f"{db} can be written")
