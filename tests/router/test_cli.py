@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sllm.settings import RouterSettings
 from tests.fixtures.cloud import free_port
 
 pytestmark = pytest.mark.slow
@@ -96,7 +97,8 @@ def test_up_ask_and_ctrl_c(
     for label in ("route", "why", "p_edge_ok", "budget", "timings", "cost"):
         assert f"\n{label} " in answer
     streamed = _sllm("ask", "--target", target, "--stream", "--budget-ms", "20000", "Say hi.")
-    assert "20000 ms (request)" in streamed
+    # The budget the router plans with: the request's, less the margin kept for the reply.
+    assert f"{20000 - RouterSettings().reply_margin_ms:.0f} ms (request)" in streamed
 
     with urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics") as reply:
         metrics = reply.read().decode()
