@@ -22,11 +22,12 @@ from edge_worker.probe import probe_engine
 from router.launcher import cloud_is_configured
 from router.outcomes import connect
 from sllm.check import Check
+from sllm.lock import LOCK_FILE
+from sllm.lock import pins as lock_pins
 from sllm.settings import Settings
 
 KEY_PACKAGES = ("llama-cpp-python", "grpcio", "protobuf", "onnxruntime", "openai", "numpy")
 # At the root of a checkout (an editable install); a wheel does not carry it.
-LOCK_FILE = Path(__file__).resolve().parent.parent / "requirements.lock"
 CLOUD_TIMEOUT_S = 20.0
 _CPU_FLAGS = re.compile(r"^(avx2|avx512f|amx_\w+)$")
 
@@ -67,30 +68,16 @@ def check_packages() -> Check:
     return Check("packages", True, detail)
 
 
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _pins(lock: Path) -> dict[str, str]:
-    """`name==version` lines of a pip constraints file, by canonical name."""
-    pins: dict[str, str] = {}
-    for line in lock.read_text().splitlines():
-        name, separator, version = line.split("#")[0].split(";")[0].partition("==")
-        if separator:
-            pins[_canonical(name.strip())] = version.strip()
-    return pins
-
-
 def check_lock(lock: Path) -> Check:
     if not lock.is_file():
         return Check(
             "lock", True, "no requirements.lock here (not a checkout): versions not compared"
         )
-    pins = _pins(lock)
+    tested = lock_pins(lock)
     differing = [
-        f"{name} {installed} (tested: {pins[name]})"
+        f"{name} {installed} (tested: {tested[name]})"
         for name in KEY_PACKAGES
-        if name in pins and (installed := _installed(name)) != pins[name]
+        if name in tested and (installed := _installed(name)) != tested[name]
     ]
     if differing:
         return Check(

@@ -4,7 +4,6 @@ machine."""
 
 from __future__ import annotations
 
-import re
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -14,17 +13,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from sllm.lock import pins
+
 ROOT = Path(__file__).resolve().parent.parent
-_PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>\S+)")
 
 
 def _pins() -> dict[str, Version]:
-    lines = (ROOT / "requirements.lock").read_text().splitlines()
-    return {
-        canonicalize_name(match["name"]): Version(match["version"])
-        for line in lines
-        if (match := _PIN.match(line))
-    }
+    return {name: Version(version) for name, version in pins(ROOT / "requirements.lock").items()}
 
 
 def _declared() -> list[Requirement]:
