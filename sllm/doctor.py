@@ -27,7 +27,6 @@ from sllm.lock import pins as lock_pins
 from sllm.settings import Settings
 
 KEY_PACKAGES = ("llama-cpp-python", "grpcio", "protobuf", "onnxruntime", "openai", "numpy")
-# At the root of a checkout (an editable install); a wheel does not carry it.
 CLOUD_TIMEOUT_S = 20.0
 _CPU_FLAGS = re.compile(r"^(avx2|avx512f|amx_\w+)$")
 
