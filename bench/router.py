@@ -17,7 +17,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from router.outcomes import OutcomeLog
 from router.pipeline import Router
 from router.query import Query
 from router.scorer import default_policy_dir
+from sllm import children
 from sllm.chat import ChatMessage
 from sllm.settings import IN_PROCESS, CloudSettings, RouterSettings
 from sllm.v1 import common_pb2, edge_pb2, edge_pb2_grpc, router_pb2, router_pb2_grpc
@@ -129,7 +129,7 @@ def _router_process(edge_target: str, scratch: Path) -> Iterator[str]:
         "SLLM_ROUTER__OUTCOME_DB": str(scratch / "outcomes.sqlite3"),
         "SLLM_LOG__LEVEL": "warning",
     }
-    process = subprocess.Popen(
+    process = children.popen(
         [
             sys.executable,
             "-m",

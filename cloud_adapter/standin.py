@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from sllm import children
 from sllm.models import bundled_model_path
 
 HOST = "127.0.0.1"
@@ -84,7 +85,7 @@ def start(
     command = server_command(
         path, port=port, model_alias=model_alias, api_key=api_key, n_ctx=n_ctx, n_threads=n_threads
     )
-    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    process = children.popen(command, stdout=output, stderr=subprocess.STDOUT)
     standin = StandIn(process=process, base_url=f"http://{HOST}:{port}/v1", model=model_alias)
     try:
         wait_until_ready(standin, timeout_s=ready_timeout_s)

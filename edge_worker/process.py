@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sllm import children
+
 START_TIMEOUT_S = 120.0
 
 
@@ -66,7 +68,7 @@ def start_edge_worker(
 ) -> EdgeWorkerProcess:
     """`sllm edge serve --port 0 --metrics-port 0 ARGS` with `SLLM_*` overrides in `env`;
     returns once it listens (raises, with its output, if it exits or hangs first)."""
-    process = subprocess.Popen(
+    process = children.popen(
         [sys.executable, "-m", "sllm", "edge", "serve", "--port", "0", "--metrics-port", "0",
          *args],
         cwd=cwd,

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from router.edge_client import EdgeClient
 from router.server import RouterServer, serve
+from sllm import children
 from sllm.models import bundled_model_path
 from sllm.settings import IN_PROCESS, Settings
 
@@ -34,7 +35,7 @@ def _quiet_env() -> dict[str, str]:
 
 async def _start_edge(settings: Settings) -> asyncio.subprocess.Process:
     edge = settings.edge
-    process = await asyncio.create_subprocess_exec(
+    process = await children.create_subprocess_exec(
         sys.executable,
         *("-m", "sllm", "edge", "serve", "--port", str(edge.port)),
         *("--metrics-port", str(edge.metrics_port)),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.replay.process import start_replay_cloud
 from edge_worker.process import start_edge_worker
+from sllm import children
 
 # A cloud like a hosted GPT-4-class model: ~0.6 s to the first token, ~40 tokens/s.
 REPLAY_LATENCY = ("--ttft-ms", "600", "--ms-per-token", "25", "--jitter-ms", "300", "--seed", "0")
@@ -41,7 +42,7 @@ def start_router(*args: str, env: dict[str, str], log_path: Path) -> RouterProce
     """`sllm router serve --port 0 ARGS` with `env` (SLLM_* settings); its JSON log goes
     to `log_path`, where its "router.listening" line tells the port."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
+        process = children.popen(
             [sys.executable, "-m", "sllm", "router", "serve", "--port", "0", *args],
             env={**os.environ, "SLLM_LOG__FORMAT": "json", "SLLM_LOG__LEVEL": "info", **env},
             stdout=log,

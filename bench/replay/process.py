@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass
 from typing import IO
 
+from sllm import children
+
 _READY = re.compile(r"ready at (?P<url>http://\S+)")
 
 
@@ -44,7 +46,7 @@ def start_replay_cloud(
 ) -> ReplayCloudProcess:
     """`sllm bench replay-cloud --port 0 ARGS`, once it listens; its JSON log lines (one
     `replay.answer` per request) go to `log` (default: discarded)."""
-    process = subprocess.Popen(
+    process = children.popen(
         [sys.executable, "-m", "sllm", "bench", "replay-cloud", "--port", "0", *args],
         env={**os.environ, "SLLM_LOG__FORMAT": "json"},
         stdout=subprocess.PIPE,

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from sllm import children
 from tests.cloud.fault_proxy import Delay, FaultProxy
 from tests.fixtures.cloud import StandInServer, free_port
 
@@ -17,7 +18,7 @@ async def _sllm(*args: str, cwd: Path, **env: str) -> tuple[int, str]:
     """Exit status and stdout; stderr (the JSON log lines) goes to `cwd`/stderr.log."""
     # Run without blocking the event loop: the fault proxy serves from it meanwhile.
     with (cwd / "stderr.log").open("ab") as stderr:
-        process = await asyncio.create_subprocess_exec(
+        process = await children.create_subprocess_exec(
             sys.executable, "-m", "sllm", *args,
             cwd=cwd,
             env=os.environ | env,
@@ -110,7 +111,7 @@ async def test_check_diagnoses_a_timeout(proxy: FaultProxy, tmp_path: Path) -> N
 
 async def test_standin_command_serves_until_terminated(tmp_path: Path) -> None:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
+    process = await children.create_subprocess_exec(
         sys.executable, "-m", "sllm", "cloud", "standin", "--port", str(port),
         cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sllm import children
 from sllm.settings import RouterSettings
 from tests.fixtures.cloud import free_port
 
@@ -47,7 +48,7 @@ def up(
         "SLLM_ROUTER__METRICS_PORT": str(ports["metrics"]),
         "SLLM_ROUTER__OUTCOME_DB": str(tmp_path / "outcomes.sqlite3"),
     }
-    process = subprocess.Popen(
+    process = children.popen(
         [sys.executable, "-m", "sllm", "up", *request.param],
         env=env,
         stdout=subprocess.PIPE,
@@ -63,7 +64,7 @@ def up(
     try:
         yield process, lines
     finally:
-        # SIGINT first: a killed `sllm up` would leave its stand-in child running.
+        # SIGINT first: `sllm up` stops its children itself, as it does on Ctrl-C.
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             try:

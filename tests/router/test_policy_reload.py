@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from sllm import children
 from sllm.v1 import router_pb2
 from tests.fixtures.router import RouterFactory
 from tests.router.requests import ask
@@ -73,7 +74,7 @@ async def test_a_new_policy_is_swapped_in_under_load_and_a_broken_one_refused(
 
     # The operator's way back: `sllm router rollback` returns to the policy before the swap.
     # (Run without blocking: this router serves on the test's own event loop.)
-    process = await asyncio.create_subprocess_exec(
+    process = await children.create_subprocess_exec(
         sys.executable,
         *("-m", "sllm", "router", "rollback", "--target", router.target),
         stdout=asyncio.subprocess.PIPE,
