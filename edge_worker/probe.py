@@ -16,6 +16,7 @@ import subprocess
 import sys
 from importlib import metadata
 
+from sllm import children
 from sllm.chat import ChatMessage
 from sllm.check import Check
 from sllm.settings import EdgeSettings
@@ -42,13 +43,7 @@ def probe_engine(settings: EdgeSettings) -> Check:
     command = shlex.split(os.environ.get(CHILD_COMMAND_ENV, ""))
     command = command or [sys.executable, "-m", __name__]
     try:
-        child = subprocess.run(
-            command,
-            input=settings.model_dump_json(),
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT_S,
-        )
+        child = children.run(command, input=settings.model_dump_json(), timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return Check(
             "engine",

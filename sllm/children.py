@@ -116,3 +116,21 @@ async def create_subprocess_exec(
     return await asyncio.create_subprocess_exec(
         program, *args, preexec_fn=_die_with_parent(), **options
     )
+
+
+def run(
+    args: Sequence[str], *, input: str | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """subprocess.run(args, input=..., capture_output=True, text=True, timeout=...) for a
+    child that dies with this process; one that outlives `timeout` is killed, then
+    TimeoutExpired raised, as subprocess.run does."""
+    with popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)

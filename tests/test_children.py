@@ -120,3 +120,18 @@ def test_a_child_dies_with_its_parent_that_segfaults(tmp_path: Path) -> None:
         seconds = _seconds_until_gone(child)
     print(f"segfault: child gone {seconds * 1000:.0f} ms after its parent's crash")
     assert not _alive(child), f"child {child} outlived its parent by {GONE_WITHIN_S} s"
+
+
+def test_run_returns_what_the_child_printed_and_its_status() -> None:
+    code = "import sys; print(sys.stdin.read().upper()); sys.exit(3)"
+    done = children.run([sys.executable, "-c", code], input="ping", timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (3, "PING")
+
+
+def test_run_kills_a_child_that_outlives_its_timeout(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    with pytest.raises(subprocess.TimeoutExpired):
+        children.run([sys.executable, "-c", code], timeout=5)
+    pid = int(pid_file.read_text())
+    assert not Path(f"/proc/{pid}").exists(), "the child outlived run()'s timeout"
