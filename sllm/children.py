@@ -1,8 +1,8 @@
 """Child processes that die with their parent, even a parent that is SIGKILLed or crashes.
 
-Every child that sllm or its tests start and leave running goes through `popen` or
-`create_subprocess_exec`; the commands run with subprocess.run and waited for on the
-spot (`--help`, ruff, `sllm learn` in the live benchmark) do not yet.
+Every child that sllm starts goes through `popen`, `run` or `create_subprocess_exec`; so
+do the tests' long-lived children (the short commands they wait for on the spot, such
+as `--help` or ruff, use subprocess.run).
 
 Linux: between fork and exec the child asks the kernel for SIGKILL when its parent dies
 (prctl PR_SET_PDEATHSIG). The kernel sends it when the parent *thread* that forked ends,

@@ -19,7 +19,6 @@ import json
 import math
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from bench.live.traffic import Answered, Phase, active_policy_version, auto_rout
 from router.learning.datasets import TASKS, Question, sample
 from router.outcome_table import OutcomeRow, read_table, write_table
 from router.scorer import default_policy_dir
+from sllm import children
 
 SEED = 0
 # 86 per task: at least 600 in all.
@@ -54,8 +54,7 @@ class StepFailed(RuntimeError):
 
 
 def _sllm(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "sllm", *args], capture_output=True, text=True,
-                          check=False)
+    done = children.run([sys.executable, "-m", "sllm", *args])
     if done.returncode != 0:
         raise StepFailed(f"sllm {' '.join(args[:2])} exited {done.returncode}: "
                          f"{done.stderr.strip()[-2000:]}")
