@@ -1,39 +1,49 @@
 """The local model: loading a GGUF file, rendering chat prompts, stepping one token at a time.
 
-Only this module touches llama-cpp-python. Logits are read from the last row the context
-produced (no `logits_all`), which keeps decoding at full speed.
+Only this module and the ones it builds on (native, templates, llama_log) touch
+llama-cpp-python, and only its public bindings. Logits are read from the last row the
+context produced, as a view (no copy), which keeps decoding at full speed.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import llama_cpp
 import numpy as np
 import numpy.typing as npt
-from llama_cpp import Llama
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from edge_worker.llama_log import route_llama_logs
+from edge_worker.native import NativeError, NativeModel, builtin_templates
+from edge_worker.templates import (
+    BuiltinRenderer,
+    JinjaRenderer,
+    PromptRenderer,
+    TemplateChoice,
+    TemplateError,
+    choose_template,
+)
 from sllm.chat import ChatMessage
 
 GGUF_MAGIC = b"GGUF"
 # Prompt tokens evaluated between two checks for cancellation or an expired budget.
 PREFILL_CHUNK = 64
 
-# For GGUF files that carry no chat template of their own.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
-    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
 
 class ModelLoadError(RuntimeError):
-    """The model file is missing, not a GGUF file, or llama.cpp could not load it."""
+    """The model file is missing, not a GGUF file, llama.cpp could not load it, or its chat
+    template cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillCount:
+    """Prompt tokens taken from the KV cache, and those the model evaluated."""
+
+    reused: int
+    evaluated: int
 
 
 class EdgeModel:
@@ -46,6 +56,8 @@ class EdgeModel:
         n_ctx: int,
         n_threads: int | None = None,
         n_threads_batch: int | None = None,
+        extra_buffers: bool = True,
+        chat_template: str | None = None,
     ) -> None:
         if not path.is_file():
             raise ModelLoadError(f"model file not found: {path}")
@@ -55,38 +67,61 @@ class EdgeModel:
         # llama-cpp-python's default for n_threads; prompts get as many unless told.
         self.n_threads = n_threads or max((os.cpu_count() or 1) // 2, 1)
         self.n_threads_batch = n_threads_batch or self.n_threads
+        route_llama_logs()
         try:
-            self._llm = Llama(
-                str(path),
+            self._native = NativeModel(
+                path,
                 n_ctx=n_ctx,
                 n_threads=self.n_threads,
                 n_threads_batch=self.n_threads_batch,
-                verbose=False,
+                extra_buffers=extra_buffers,
             )
-        except (ValueError, RuntimeError) as error:
-            raise ModelLoadError(f"llama.cpp could not load {path}: {error}") from error
+        except NativeError as error:
+            raise ModelLoadError(str(error)) from error
+        try:
+            self.template = choose_template(
+                setting=chat_template,
+                gguf_template=self._native.chat_template(),
+                architecture=self._native.meta("general.architecture"),
+                builtins=builtin_templates(),
+            )
+            self._render = self._renderer(self.template)
+        except TemplateError as error:
+            self._native.close()
+            raise ModelLoadError(f"{path}: {error}") from error
         self.path = path
-        self.name = str(self._llm.metadata.get("general.name") or path.stem)
-        self.n_ctx = self._llm.n_ctx()
-        self.n_vocab = self._llm.n_vocab()
+        self.name = self._native.meta("general.name") or path.stem
+        self.n_ctx = self._native.n_ctx
+        self.n_vocab = self._native.n_vocab
+        self.extra_buffers = extra_buffers
         self.lock = threading.Lock()
-        self._piece = ctypes.create_string_buffer(64)
-        self._vocab = self._llm._model.vocab
-        vocab = self._llm._model
-        self._formatter = Jinja2ChatFormatter(
-            template=self._llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE,
-            eos_token=vocab.token_get_text(self._llm.token_eos()),
-            bos_token=vocab.token_get_text(self._llm.token_bos()),
+        # The tokens whose keys and values the context holds, in order.
+        self._cached: list[int] = []
+        self.last_prefill = PrefillCount(0, 0)
+
+    def _renderer(self, choice: TemplateChoice) -> PromptRenderer:
+        if choice.jinja is None:
+            return BuiltinRenderer(choice.name)
+        native = self._native
+        return JinjaRenderer(
+            choice.jinja,
+            bos_token=native.token_text(native.bos),
+            eos_token=native.token_text(native.eos),
         )
+
+    def close(self) -> None:
+        """Frees the model and its context; nothing may be called afterwards."""
+        self._native.close()
 
     def render_prompt(self, messages: Sequence[ChatMessage], primer: str = "") -> list[int]:
         """Prompt tokens for a chat, with `primer` already begun as the assistant's reply."""
-        rendered = self._formatter(messages=[m.as_openai() for m in messages])  # type: ignore[misc]
-        text = rendered.prompt + primer
-        return self._llm.tokenize(text.encode(), add_bos=not rendered.added_special, special=True)
+        rendered = self._render(messages)
+        return self._native.tokenize(
+            rendered.text + primer, add_special=rendered.add_special, parse_special=True
+        )
 
     def tokenize(self, text: str) -> list[int]:
-        return self._llm.tokenize(text.encode(), add_bos=False, special=False)
+        return self._native.tokenize(text, add_special=False, parse_special=False)
 
     def prefill(
         self, tokens: Sequence[int], interrupted: Callable[[], bool] = lambda: False
@@ -95,50 +130,53 @@ class EdgeModel:
         be interrupted between them. False when `interrupted()` stopped it.
 
         The start the prompt shares with the previous sequence (the chat template, a system
-        prompt) stays in the KV cache and is not read again."""
-        llm = self._llm
+        prompt) stays in the KV cache and is not read again; `last_prefill` counts both."""
         reused = self._shared_prefix(tokens)
-        if reused > 0 and llm._ctx.kv_cache_seq_rm(-1, reused, -1):
-            llm.n_tokens = reused
+        if reused > 0 and self._native.keep_first(reused):
+            del self._cached[reused:]
         else:
             reused = 0
-            llm.reset()  # type: ignore[no-untyped-call]
+            self.forget()
+        self.last_prefill = PrefillCount(reused, 0)
         for start in range(reused, len(tokens), PREFILL_CHUNK):
             if interrupted():
                 return False
-            llm.eval(tokens[start : start + PREFILL_CHUNK])
+            chunk = tokens[start : start + PREFILL_CHUNK]
+            self._decode(chunk)
+            self.last_prefill = PrefillCount(reused, self.last_prefill.evaluated + len(chunk))
         return True
 
     def forget(self) -> None:
         """Drops the cached sequence: the next prefill reads its whole prompt."""
-        self._llm.reset()  # type: ignore[no-untyped-call]
+        self._native.clear()
+        self._cached.clear()
 
     def _shared_prefix(self, tokens: Sequence[int]) -> int:
         """Leading tokens already in the cache, short of the last prompt token (reading that
         again yields the logits the first generated token needs)."""
-        cached = self._llm.input_ids[: min(self._llm.n_tokens, len(tokens) - 1)]
-        differs = np.flatnonzero(cached != np.asarray(tokens[: len(cached)]))
-        return int(differs[0]) if differs.size else len(cached)
+        limit = max(min(len(self._cached), len(tokens) - 1), 0)
+        pairs = enumerate(zip(self._cached[:limit], tokens[:limit], strict=True))
+        return next((index for index, (cached, new) in pairs if cached != new), limit)
+
+    def _decode(self, tokens: Sequence[int]) -> None:
+        try:
+            self._native.decode(tokens)
+        except NativeError:
+            # What the failed batch left in the cache is unknown: start afresh next time.
+            self.forget()
+            raise
+        self._cached.extend(tokens)
 
     def feed(self, token: int) -> None:
-        self._llm.eval([token])
+        self._decode((token,))
 
     def last_logits(self) -> npt.NDArray[np.float32]:
         """A view of the logits of the last evaluated position (valid until the next eval)."""
-        pointer = self._llm._ctx.get_logits_ith(-1)
-        row: npt.NDArray[np.float32] = np.ctypeslib.as_array(
-            ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,)
-        )
-        return row
+        return self._native.last_logits()
 
     def is_end(self, token: int) -> bool:
-        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+        return self._native.is_end(token)
 
     def token_bytes(self, token: int) -> bytes:
         """The token's text as UTF-8 bytes (a piece of a character, sometimes)."""
-        size = len(self._piece)
-        written = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece, size, 0, False)
-        if written < 0:  # the buffer was too small; -written is what it needs
-            self._piece = ctypes.create_string_buffer(-written)
-            return self.token_bytes(token)
-        return self._piece.raw[:written]
+        return self._native.token_bytes(token)

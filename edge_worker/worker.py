@@ -10,6 +10,7 @@ import dataclasses
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from importlib import metadata
 
 import structlog
 
@@ -18,8 +19,11 @@ from edge_worker.engine import EdgeEngine, Finished, QueueFull
 from edge_worker.generation import Delta, PreparedGeneration
 from edge_worker.metrics import EdgeMetrics
 from edge_worker.model import EdgeModel
+from edge_worker.native import system_info
+from edge_worker.portability import this_machine_choice
 from edge_worker.prompts import ReasoningMode
 from edge_worker.speed import Speed, measure_speed
+from edge_worker.templates import TemplateSource
 from edge_worker.validation import prepare
 from sllm.models import bundled_model_path
 from sllm.settings import EdgeSettings
@@ -157,18 +161,42 @@ class EdgeWorker:
         )
 
     def close(self) -> None:
-        self.engine.close()
+        self.engine.close()  # waits for the running generation: the model is free after it
+        self.model.close()
 
 
 def open_model(settings: EdgeSettings) -> EdgeModel:
     """The model the settings name (ModelLoadError if it cannot be loaded); blocking. The
     worker and the engine probe (edge_worker/probe.py) load it the same way."""
-    return EdgeModel(
+    extra_buffers = this_machine_choice(settings.extra_buffers)
+    model = EdgeModel(
         settings.model_path or bundled_model_path(),
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
         n_threads_batch=settings.n_threads_batch,
+        extra_buffers=extra_buffers.enabled,
+        chat_template=settings.chat_template,
     )
+    log.info(
+        "edge.engine",
+        llama_cpp_version=metadata.version("llama-cpp-python"),
+        extra_buffers=extra_buffers.enabled,
+        extra_buffers_reason=extra_buffers.reason,
+        system_info=system_info(),
+        model=model.name,
+        chat_template=model.template.name,
+        chat_template_source=model.template.source.value,
+    )
+    if model.template.source is TemplateSource.LAST_RESORT:
+        log.warning(
+            "edge.chat_template_guessed",
+            model=model.name,
+            model_path=str(model.path),
+            chat_template=model.template.name,
+            advice="set edge.chat_template to the model's template (a built-in name or a "
+            "Jinja file): a model answers worse in a format it was not trained on",
+        )
+    return model
 
 
 def load_worker(settings: EdgeSettings) -> EdgeWorker:

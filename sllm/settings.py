@@ -30,6 +30,9 @@ def _data_home() -> Path:
 # `router.edge_target` for an edge worker inside the router's process.
 IN_PROCESS = "in-process"
 
+# `edge.extra_buffers`: llama.cpp's CPU extra buffer types (AMX, repacked weights).
+ExtraBuffersSetting = Literal["auto", "on", "off"]
+
 
 class LogSettings(BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -69,6 +72,12 @@ class EdgeSettings(BaseModel):
     queue_size: int = Field(default=8, ge=0)
     default_max_tokens: int = Field(default=256, ge=1)
     early_exit: EarlyExitDefaults = EarlyExitDefaults()
+    # "auto": off where they are known to crash (AMX CPUs with llama-cpp-python newer than
+    # 0.3.16), on elsewhere; edge_worker/portability.py, docs/edge-engine.md.
+    extra_buffers: ExtraBuffersSetting = "auto"
+    # A llama.cpp built-in template name ("chatml", "gemma", "llama3", ...) or a Jinja
+    # file. None: the model's own, else its architecture's built-in, else ChatML.
+    chat_template: str | None = None
 
 
 class ModelPrice(BaseModel):
