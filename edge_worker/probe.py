@@ -102,7 +102,11 @@ def _decode(settings: EdgeSettings) -> str:
 
 def main() -> int:
     from edge_worker.model import ModelLoadError
+    from sllm.logs import configure_logging
+    from sllm.settings import LogSettings
 
+    # Stdout carries the answer alone; llama.cpp's chatter (thousands of debug lines) stays out.
+    configure_logging(LogSettings(level="warning", format="json"))
     settings = EdgeSettings.model_validate_json(sys.stdin.read())
     try:
         print(_decode(settings))
