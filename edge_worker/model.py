@@ -93,7 +93,6 @@ class EdgeModel:
         self.name = self._native.meta("general.name") or path.stem
         self.n_ctx = self._native.n_ctx
         self.n_vocab = self._native.n_vocab
-        self.extra_buffers = extra_buffers
         self.lock = threading.Lock()
         # The tokens whose keys and values the context holds, in order.
         self._cached: list[int] = []

@@ -76,7 +76,6 @@ class NativeModel:
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx))
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
-        self.size_bytes = int(llama_cpp.llama_model_size(self._model))
         self._one = (llama_cpp.llama_token * 1)()
         self._piece = ctypes.create_string_buffer(64)
 
