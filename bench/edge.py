@@ -25,9 +25,10 @@ from pathlib import Path
 import grpc
 from llama_cpp import Llama
 
-from edge_worker.model import EdgeModel
+from edge_worker.portability import extra_buffers_enabled, llama_class_extra_buffers
 from edge_worker.process import start_edge_worker
 from edge_worker.validation import prepare
+from edge_worker.worker import open_model
 from sllm.answers import AnswerFormat, answers_match
 from sllm.models import bundled_model_path
 from sllm.settings import get_settings
@@ -166,12 +167,13 @@ def measure_throughput(
     path = settings.model_path or bundled_model_path()
     request = _request(STORY, max_tokens=max_tokens, early_exit=edge_pb2.EarlyExit(disabled=True))
     # The bare loop gets exactly the worker's prompt tokens (chat template + instruction).
-    model = EdgeModel(path, n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                      n_threads_batch=settings.n_threads_batch)
+    model = open_model(settings)
     prompt = prepare(request, model, settings).prompt_tokens
-    # Like the worker: the same threads; both keep the prompt cached between repeats.
-    bare = Llama(str(path), n_ctx=settings.n_ctx, n_threads=model.n_threads,
-                 n_threads_batch=model.n_threads_batch, verbose=False)
+    # Like the worker: the same threads and extra buffers; both keep the prompt cached
+    # between repeats.
+    with llama_class_extra_buffers(extra_buffers_enabled(settings.extra_buffers)):
+        bare = Llama(str(path), n_ctx=settings.n_ctx, n_threads=model.n_threads,
+                     n_threads_batch=model.n_threads_batch, verbose=False)
     tokens = _summary(stub, request).completion_tokens  # warm-up, and the count to match
 
     def through_worker() -> Rate:

@@ -54,6 +54,7 @@ def _standin(args: argparse.Namespace) -> int:
             api_key=args.api_key,
             n_ctx=args.n_ctx,
             output=sys.stderr.fileno(),
+            extra_buffers=get_settings().edge.extra_buffers,
         )
     except standin.StandInFailed as error:
         print(f"stand-in failed to start: {error}", file=sys.stderr)

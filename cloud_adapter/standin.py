@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from cloud_adapter.standin_server import NO_EXTRA_BUFFERS
+from edge_worker.portability import extra_buffers_enabled
 from sllm import children
 from sllm.models import bundled_model_path
+from sllm.settings import ExtraBuffersSetting
 
 HOST = "127.0.0.1"
 
@@ -49,9 +52,10 @@ def server_command(
     api_key: str | None = None,
     n_ctx: int = 2048,
     n_threads: int | None = None,
+    extra_buffers: bool = True,
 ) -> list[str]:
     command = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-m", "cloud_adapter.standin_server",
         "--model", str(model_path),
         "--model_alias", model_alias,
         "--host", HOST,
@@ -63,6 +67,8 @@ def server_command(
         command += ["--n_threads", str(n_threads)]
     if api_key is not None:
         command += ["--api_key", api_key]
+    if not extra_buffers:
+        command.append(NO_EXTRA_BUFFERS)
     return command
 
 
@@ -76,14 +82,22 @@ def start(
     n_threads: int | None = None,
     output: IO[bytes] | int | None = None,
     ready_timeout_s: float = 120.0,
+    extra_buffers: ExtraBuffersSetting = "auto",
 ) -> StandIn:
     """Starts the server and returns once it answers; `output` takes its stdout and stderr
-    (uvicorn's access log: one line per request)."""
+    (uvicorn's access log: one line per request). `extra_buffers` as the edge's setting:
+    the same llama.cpp, on the same CPU."""
     path = model_path or bundled_model_path()
     if not path.is_file():
         raise StandInFailed(f"model file not found: {path}")
     command = server_command(
-        path, port=port, model_alias=model_alias, api_key=api_key, n_ctx=n_ctx, n_threads=n_threads
+        path,
+        port=port,
+        model_alias=model_alias,
+        api_key=api_key,
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        extra_buffers=extra_buffers_enabled(extra_buffers),
     )
     process = children.popen(command, stdout=output, stderr=subprocess.STDOUT)
     standin = StandIn(process=process, base_url=f"http://{HOST}:{port}/v1", model=model_alias)

@@ -9,10 +9,13 @@ prompt on Xeons with AMX unless they are off; 0.3.16 does not (docs/edge-engine.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+import llama_cpp
 
 from sllm.settings import ExtraBuffersSetting
 
@@ -71,3 +74,28 @@ def this_machine_choice(setting: ExtraBuffersSetting) -> ExtraBuffersChoice:
 def extra_buffers_enabled(setting: ExtraBuffersSetting) -> bool:
     """For other llama.cpp users in sllm (the cloud stand-in): the same policy as the edge."""
     return this_machine_choice(setting).enabled
+
+
+@contextmanager
+def llama_class_extra_buffers(enabled: bool) -> Iterator[None]:
+    """While inside, every `llama_cpp.Llama` built uses extra buffer types only if
+    `enabled`; for the llama.cpp users sllm does not build itself (the stand-in server, the
+    edge benchmark's bare loop). The edge worker sets its models' parameters directly
+    (edge_worker/native.py).
+
+    `Llama()` takes no such parameter: it starts from the public
+    `llama_cpp.llama_cpp.llama_model_default_params()`, looked up under that module at
+    each call, so the defaults are replaced there for the duration."""
+    module = llama_cpp.llama_cpp
+    defaults = module.llama_model_default_params
+
+    def with_choice() -> llama_cpp.llama_model_params:
+        params: llama_cpp.llama_model_params = defaults()
+        params.use_extra_bufts = enabled
+        return params
+
+    module.llama_model_default_params = with_choice
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = defaults

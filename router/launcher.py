@@ -89,6 +89,7 @@ async def up(settings: Settings, out: TextIO = sys.stdout, *, edge_process: bool
                 port=settings.cloud.standin_port,
                 model_alias=settings.cloud.model,
                 output=subprocess.DEVNULL,
+                extra_buffers=settings.edge.extra_buffers,
             )
             out.write(f"cloud        {cloud.base_url}  (stand-in: a small local model)\n")
         else:

@@ -7,12 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import llama_cpp
 import numpy as np
 import pytest
 import structlog
+from llama_cpp import Llama
 from structlog.testing import capture_logs
 
 from edge_worker.model import PREFILL_CHUNK, EdgeModel, PrefillCount
+from edge_worker.portability import llama_class_extra_buffers
 from sllm.chat import ChatMessage
 from sllm.models import bundled_model_path
 from tests.edge.gguf_copies import requantized_q4_0
@@ -105,6 +108,22 @@ def test_extra_buffers_put_repackable_weights_in_a_cpu_repack_buffer(
     off = _llama_lines(captured)[len(on) :]
     assert any("model buffer size" in line for line in off), off
     assert not any("CPU_REPACK" in line for line in off)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_llama_class_built_inside_the_switch_follows_it(
+    tmp_path: Path, captured: list[dict[str, Any]], enabled: bool
+) -> None:
+    """The stand-in server and the benchmark's bare loop build `llama_cpp.Llama`, which
+    has no parameter for extra buffers: the switch must still reach llama.cpp."""
+    q4_0 = requantized_q4_0(tmp_path)
+    with llama_class_extra_buffers(enabled):
+        llm = Llama(str(q4_0), n_ctx=256, n_threads=1, verbose=False)
+    repacked = any("CPU_REPACK model buffer size" in line for line in _llama_lines(captured))
+    assert (llm.model_params.use_extra_bufts, repacked) == (enabled, enabled)
+    llm.close()
+    # Outside the switch, llama-cpp-python's own defaults again.
+    assert llama_cpp.llama_model_default_params().use_extra_bufts is True
 
 
 def test_a_closed_model_can_be_closed_again() -> None:
