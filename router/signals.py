@@ -157,9 +157,11 @@ _SYMBOLS = {
 
 def _number(text: str) -> float | None:
     try:
-        return float(text.replace(",", "").replace("$", "").strip())
+        value = float(text.replace(",", "").replace("$", "").strip())
     except ValueError:
         return None
+    # 400 digits read as infinity, which no later test (int(), ==) can take.
+    return value if math.isfinite(value) else None
 
 
 def _evaluate(expression: str) -> float | None:

@@ -8,7 +8,7 @@ import shlex
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sllm.cli import SubParsers
 
@@ -66,7 +66,7 @@ def _split(args: argparse.Namespace) -> int:
         rows = read_table(Path(args.data))
     except (TableError, OSError) as error:
         return _fail(str(error))
-    side = held_out(rows, args.test_share, salt="split")
+    side = held_out(rows, args.test_share, salt="split", by_group=args.by_task)
     train = write_table((r for r, s in zip(rows, side, strict=True) if not s), Path(args.train))
     test = write_table((r for r, s in zip(rows, side, strict=True) if s), Path(args.test))
     print(f"wrote {train} rows to {args.train} and {test} rows to {args.test}")
@@ -122,6 +122,8 @@ def _learn_readme(args: argparse.Namespace, sha256: str, rows: list[OutcomeRow])
         command += ["--signals", args.signals]
     if args.refuse_worse_than:
         command += ["--refuse-worse-than", args.refuse_worse_than]
+    if args.unseen_groups != "meet":
+        command += ["--unseen-groups", args.unseen_groups]
     lines = [
         "# Policy",
         "",
@@ -174,6 +176,7 @@ def _learn(args: argparse.Namespace) -> int:
             signals=args.signals,
             readme=_learn_readme(args, sha256, rows),
             progress=not args.quiet,
+            unseen_groups=args.unseen_groups,
         )
     except (TableError, PolicyError, LearningError, OSError, ValueError) as error:
         return _fail(str(error))
@@ -187,7 +190,33 @@ def _learn(args: argparse.Namespace) -> int:
         f"{validation['cloud_share']:.3f}, target {args.target} "
         f"{'met' if validation['target_met'] else 'NOT met'}"
     )
+    unseen = validation["unseen_groups"]
+    if "unavailable" in unseen:
+        print(f"  unseen groups: no figures: {unseen['unavailable']}")
+    else:
+        print(
+            f"  unseen groups ({unseen['groups']} tasks, {unseen['folds']} folds, "
+            f"{unseen['rows']} rows, models fitted without each row's group): quality "
+            f"{unseen['quality']:.3f} (always-cloud {unseen['cloud_quality']:.3f}), cloud "
+            f"share {unseen['cloud_share']:.3f}, target "
+            f"{'met' if unseen['target_met'] else 'NOT met'}"
+        )
+    _print_routers({"held-out rows": validation, "unseen groups": unseen})
+    for note in validation["notes"]:
+        print(f"  note: {note}")
     return 0
+
+
+def _print_routers(blocks: dict[str, dict[str, Any]]) -> None:
+    """AUROC and APGR of each router, side by side for each set of rows."""
+    for name in ("pre_generation", "cascade", "random", "oracle"):
+        cells = [
+            f"{where}: AUROC {block[name]['auroc']:.3f}, APGR {block[name]['apgr']:.3f}"
+            for where, block in blocks.items()
+            if name in block
+        ]
+        if cells:
+            print(f"  {name:<15} " + "; ".join(cells))
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -244,6 +273,9 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     split.add_argument("--test-share", type=float, default=0.3)
     split.add_argument("--train", required=True, metavar="TABLE")
     split.add_argument("--test", required=True, metavar="TABLE")
+    split.add_argument("--by-task", action="store_true",
+                       help="whole tasks (MMLU subjects, data sets) to one side or the other, "
+                       "so the test table has tasks the learner never sees")
     split.set_defaults(handler=_split)
 
     learn = sub.add_parser("learn", help="learn a policy (scorers + thresholds) from a table")
@@ -267,6 +299,12 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
         "--signals", default="auto", metavar="auto|none|text|edge|NAME,...",
         help="the cascade model's signals (default auto: answer-text signals, plus the "
         "edge's statistics when the table has them for every answered row)",
+    )
+    learn.add_argument(
+        "--unseen-groups", choices=["meet", "report"], default="meet",
+        help="meet (default): choose thresholds that also meet the target on tasks the "
+        "models never saw (validated by task folds), where any can; report: choose them on "
+        "the held-out rows only and report how they do on unseen tasks",
     )
     learn.add_argument(
         "--note", action="append", default=[], metavar="COMMAND",

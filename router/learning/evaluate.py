@@ -8,8 +8,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from router.learning import metrics
-from router.learning.thresholds import Target, simulate
+from router.learning.grouped import group_of
+from router.learning.thresholds import Operating, Target, simulate
 from router.learning.train import FloatArray, Labelled, policy_scores
 from router.scorer import Policy
 
@@ -20,7 +23,7 @@ _ANY_TARGET = Target("cloud_share", 1.0)
 def _per_task(score: FloatArray, data: Labelled) -> dict[str, dict[str, float]]:
     groups: dict[str, list[int]] = defaultdict(list)
     for index, row in enumerate(data.rows):
-        groups[row.task or row.source or "all"].append(index)
+        groups[group_of(row) or "all"].append(index)
     return {
         task: {
             "rows": len(index),
@@ -38,6 +41,21 @@ def _block(score: FloatArray, data: Labelled) -> dict[str, Any]:
     }
 
 
+def _unseen(policy: Policy, data: Labelled) -> dict[str, Any] | None:
+    """The figures on rows of groups (tasks) the policy's training table did not have;
+    None when the policy does not list its groups or fewer than two rows are unseen."""
+    seen = policy.manifest.validation.get("groups")
+    if not isinstance(seen, dict):
+        return None
+    index = np.flatnonzero([group_of(row) not in seen for row in data.rows])
+    if len(index) < 2:
+        return None
+    unseen = data.subset(index)
+    report = _report(policy, unseen)[0]
+    report["groups"] = sorted({group_of(row) for row in unseen.rows})
+    return report
+
+
 def evaluate(
     policy: Policy,
     rows: list[Any],
@@ -49,6 +67,24 @@ def evaluate(
     data = Labelled.of(rows)
     if len(data.rows) < 2:
         raise ValueError("the table needs at least two rows with a known edge outcome")
+    report, pre, after, at_thresholds = _report(policy, data)
+    unseen = _unseen(policy, data)
+    if unseen is not None:
+        report["unseen_groups"] = unseen
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        plot_path = plot_path or json_path.with_suffix(".png")
+    if plot_path is not None:
+        _plot(plot_path, data, pre, after if len(data.answered) else None,
+              at_thresholds.cloud_share, at_thresholds.quality)
+    return report
+
+
+def _report(
+    policy: Policy, data: Labelled
+) -> tuple[dict[str, Any], FloatArray, FloatArray, Operating]:
+    """The four routers' figures on these rows, and the scores and operating point behind."""
     pre, after = policy_scores(policy, data.rows)
     report: dict[str, Any] = {"pre_generation": _block(pre, data)}
     answered = len(data.answered) > 0
@@ -72,14 +108,7 @@ def evaluate(
     report["oracle"] = metrics.figures(
         metrics.oracle_score(data.edge, data.cloud), data.edge, data.cloud
     ).as_dict()
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        plot_path = plot_path or json_path.with_suffix(".png")
-    if plot_path is not None:
-        _plot(plot_path, data, pre, after if answered else None, at_thresholds.cloud_share,
-              at_thresholds.quality)
-    return report
+    return report, pre, after, at_thresholds
 
 
 def _plot(
@@ -119,6 +148,19 @@ def _plot(
 
 
 def print_report(report: dict[str, Any]) -> None:
+    _print_block(report)
+    unseen = report.get("unseen_groups")
+    if unseen is None:
+        return
+    tasks = f"{len(unseen['groups'])} tasks its training table did not have"
+    if unseen["pre_generation"]["rows"] == report["pre_generation"]["rows"]:
+        print(f"every row is of the {tasks}")
+    else:
+        print(f"\non the {tasks}:")
+        _print_block(unseen)
+
+
+def _print_block(report: dict[str, Any]) -> None:
     policy = report["pre_generation"]["policy"]
     point = policy["at_thresholds"]
     print(

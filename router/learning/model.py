@@ -8,7 +8,7 @@ linear model over TF-IDF exports to a handful of ONNX operators (see `onnx_expor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -50,14 +50,31 @@ class Inputs:
 
 # ASCII words: onnxruntime's tokenizer (RE2) draws word boundaries around non-ASCII
 # letters where Python's `re` does not ("25ºC", "40π"), so scikit-learn's default pattern
-# would give the ONNX graph different tokens for such text.
+# would give the ONNX graph different tokens for such text. A query's one-character words
+# are its choice labels and variables; an answer's may be all it says ("B", "7").
 TOKEN_PATTERN = r"[A-Za-z0-9_]{2,}"
+ANSWER_TOKEN_PATTERN = r"[A-Za-z0-9_]+"
+# The vocabulary of texts with no word in common: a string no token can equal, so its
+# feature is always 0 and its weight stays 0. The input stays, as the policy format wants.
+NO_WORDS = "-"
 
 
-def _vectorizer() -> TfidfVectorizer:
-    return TfidfVectorizer(
-        max_features=VOCABULARY_SIZE, min_df=2, token_pattern=TOKEN_PATTERN, dtype=np.float32
+def _fit_words(texts: Sequence[str], pattern: str) -> tuple[TfidfVectorizer, sparse.csr_matrix]:
+    vectorizer = TfidfVectorizer(
+        max_features=VOCABULARY_SIZE, min_df=2, token_pattern=pattern, dtype=np.float32
     )
+    try:
+        return vectorizer, vectorizer.fit_transform(texts)
+    except ValueError:
+        # No word in two texts (single letters, empty or non-ASCII texts, a few rows):
+        # scikit-learn refuses an empty vocabulary, the model can do without one.
+        vectorizer = TfidfVectorizer(vocabulary=[NO_WORDS], token_pattern=pattern,
+                                     dtype=np.float32)
+        return vectorizer, vectorizer.fit_transform(texts)
+
+
+def reads_words(vectorizer: TfidfVectorizer | None) -> bool:
+    return vectorizer is not None and list(vectorizer.vocabulary_) != [NO_WORDS]
 
 
 @dataclass
@@ -66,27 +83,28 @@ class LinearScorer:
 
     signal_names: tuple[str, ...] = ()
     uses_answer: bool = False
-    text_vectorizer: TfidfVectorizer = field(default_factory=_vectorizer)
+    text_vectorizer: TfidfVectorizer | None = None
     answer_vectorizer: TfidfVectorizer | None = None
     scaler: StandardScaler | None = None
     classifier: CalibratedClassifierCV | None = None
     regularisation: float = 1.0
 
     def _features(self, inputs: Inputs, *, fit: bool) -> sparse.csr_matrix:
-        blocks = [
-            self.text_vectorizer.fit_transform(inputs.text)
-            if fit
-            else self.text_vectorizer.transform(inputs.text)
-        ]
+        if fit:
+            self.text_vectorizer, words = _fit_words(inputs.text, TOKEN_PATTERN)
+        else:
+            assert self.text_vectorizer is not None
+            words = self.text_vectorizer.transform(inputs.text)
+        blocks = [words]
         if self.uses_answer:
             if inputs.answer is None:
                 raise ValueError("this scorer reads the edge's answer; none given")
             if fit:
-                self.answer_vectorizer = _vectorizer()
-                blocks.append(self.answer_vectorizer.fit_transform(inputs.answer))
+                self.answer_vectorizer, words = _fit_words(inputs.answer, ANSWER_TOKEN_PATTERN)
             else:
                 assert self.answer_vectorizer is not None
-                blocks.append(self.answer_vectorizer.transform(inputs.answer))
+                words = self.answer_vectorizer.transform(inputs.answer)
+            blocks.append(words)
         if self.signal_names:
             if inputs.signals is None or inputs.signals.shape[1] != len(self.signal_names):
                 raise ValueError(f"this scorer reads {len(self.signal_names)} signals")

@@ -43,6 +43,7 @@ def to_onnx(scorer: LinearScorer) -> onnx.ModelProto:
     calibrated = scorer.classifier.calibrated_classifiers_[0]
     estimator, calibrator = calibrated.estimator, calibrated.calibrators[0]
 
+    assert scorer.text_vectorizer is not None
     parts = [_vectorizer_graph(scorer.text_vectorizer, "text")]
     if scorer.uses_answer:
         assert scorer.answer_vectorizer is not None

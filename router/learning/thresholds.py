@@ -108,68 +108,128 @@ def _meets(target: Target, quality: float, cloud_quality: float, share: float) -
     return share <= target.value + tolerance
 
 
-def _resamples(weights: FloatArray, replicates: int, seed: int) -> FloatArray:
-    """Row 0: the held-out rows as they are; then bootstrap resamples of them, each as
-    per-row multiplicities times the row weights."""
-    n = len(weights)
-    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=replicates)
+def _resamples(
+    weights: FloatArray, replicates: int, seed: int, groups: npt.NDArray[np.intp] | None
+) -> FloatArray:
+    """Row 0: the rows as they are; then bootstrap resamples of them, each as per-row
+    multiplicities times the row weights. With `groups` (a group index per row), whole
+    groups are resampled: rows of one group are not independent draws of new traffic."""
+    if groups is None:
+        n = len(weights)
+        counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=replicates)
+    else:
+        g = int(groups.max()) + 1
+        drawn = np.random.default_rng(seed).multinomial(g, np.full(g, 1.0 / g), size=replicates)
+        counts = drawn[:, groups]
     return np.vstack([weights, counts * weights])
 
 
+@dataclass(frozen=True)
+class Scored:
+    """Rows the thresholds are tried on: p_edge_ok before and after the edge answered
+    (None: no cascade score), the outcomes, and the row weights."""
+
+    pre: FloatArray
+    after: FloatArray | None
+    edge: FloatArray
+    cloud: FloatArray
+    weights: FloatArray | None = None
+    # A group index per row: bootstrap by group (rows of groups the models never saw).
+    groups: npt.NDArray[np.intp] | None = None
+
+    @property
+    def w(self) -> FloatArray:
+        return np.ones_like(self.edge) if self.weights is None else self.weights
+
+    def simulate(self, pre_threshold: float, cascade_threshold: float, target: Target) -> Operating:
+        after = np.ones_like(self.pre) if self.after is None else self.after
+        return simulate(self.pre, after, self.edge, self.cloud, self.w, pre_threshold,
+                        cascade_threshold, target)
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """One set of rows under one pre-generation threshold and every cascade threshold."""
+
+    met: npt.NDArray[np.bool_]
+    quality: FloatArray
+    share: FloatArray
+    escalations: FloatArray
+
+
+class _Trials:
+    def __init__(self, rows: Scored, target: Target, confidence: float, replicates: int,
+                 seed: int) -> None:
+        self.rows, self.target, self.confidence = rows, target, confidence
+        self.after = np.ones_like(rows.pre) if rows.after is None else rows.after
+        self.resampled = _resamples(
+            rows.w, replicates if confidence > 0 else 0, seed, rows.groups
+        )
+        self.totals = self.resampled.sum(1)[:, None]
+        self.cloud_quality = (self.resampled @ rows.cloud)[:, None] / self.totals
+
+    def at(self, t1: float, after_candidates: FloatArray) -> _Trial:
+        rows = self.rows
+        direct = rows.pre < t1
+        # rows x cascade thresholds: escalated after an edge attempt
+        escalated = ~direct[:, None] & (self.after[:, None] < after_candidates[None, :])
+        to_cloud = direct[:, None] | escalated
+        # resamples x cascade thresholds
+        quality = self.resampled @ np.where(to_cloud, rows.cloud[:, None], rows.edge[:, None])
+        quality = quality / self.totals
+        share = self.resampled @ to_cloud / self.totals
+        if self.target.kind == "quality":
+            holds = quality >= self.target.value * self.cloud_quality - 1e-9
+        else:
+            holds = share <= self.target.value + 1e-9
+        met = holds[0] & (holds[1:].mean(0) >= self.confidence if len(holds) > 1 else True)
+        w = rows.w
+        return _Trial(met, quality[0], share[0], w @ escalated / w.sum())
+
+
 def choose(
-    pre: FloatArray,
-    after: FloatArray | None,
-    edge: FloatArray,
-    cloud: FloatArray,
+    rows: Scored,
     target: Target,
-    weights: FloatArray | None = None,
     *,
+    also: Scored | None = None,
     confidence: float = CONFIDENCE,
     replicates: int = REPLICATES,
     seed: int = 0,
-) -> Operating:
-    """The best pair for the target; when none meets it, the one that comes closest.
+) -> tuple[Operating, Operating | None]:
+    """The best pair for the target on `rows`; when none meets it, the one that comes
+    closest. Returns what it does on `rows` and on `also`.
 
-    A pair meets the target when it does on the held-out rows and on at least
-    `confidence` of bootstrap resamples of them: a few hundred rows are a noisy sample,
-    and a pair that only just meets the target on them often misses it on new traffic.
+    A pair meets the target when it does on the rows and on at least `confidence` of
+    bootstrap resamples of them: a few hundred rows are a noisy sample, and a pair that
+    only just meets the target on them often misses it on new traffic. With `also` (rows
+    of groups the models never saw, scored by models that did not see them), pairs that
+    meet the target there too come first: the policy is then chosen for traffic unlike
+    its training rows, and when no pair can do that, the report says so.
     Ties go to fewer edge attempts that end escalated (they cost the edge's time too).
     Without a cascade score (`after` None) only the pre-generation threshold is chosen and
     the cascade threshold is 0: the edge's answer is kept unless it collapses."""
-    w = np.ones_like(edge) if weights is None else weights
-    if after is None:
-        after = np.ones_like(pre)
-        after_candidates = np.zeros(1)
-    else:
-        after_candidates = _candidates(after)
-    resampled = _resamples(w, replicates if confidence > 0 else 0, seed)
-    totals = resampled.sum(1)[:, None]
-    cloud_quality = (resampled @ cloud)[:, None] / totals
+    after_candidates = np.zeros(1) if rows.after is None else _candidates(rows.after)
+    pre_candidates = rows.pre if also is None else np.concatenate([rows.pre, also.pre])
+    trials = _Trials(rows, target, confidence, replicates, seed)
+    others = None if also is None else _Trials(also, target, confidence, replicates, seed)
     best_key: tuple[float, ...] | None = None
     best: tuple[float, float] = (0.0, 0.0)
-    for t1 in _candidates(pre):
-        direct = pre < t1
-        # rows x cascade thresholds: escalated after an edge attempt
-        escalated = ~direct[:, None] & (after[:, None] < after_candidates[None, :])
-        to_cloud = direct[:, None] | escalated
-        # resamples x cascade thresholds
-        quality = resampled @ np.where(to_cloud, cloud[:, None], edge[:, None]) / totals
-        share = resampled @ to_cloud / totals
-        if target.kind == "quality":
-            holds = quality >= target.value * cloud_quality - 1e-9
-        else:
-            holds = share <= target.value + 1e-9
-        met = holds[0] & (holds[1:].mean(0) >= confidence if len(holds) > 1 else True)
-        point_quality, point_share = quality[0], share[0]
-        escalations = w @ escalated / w.sum()
+    for t1 in _candidates(pre_candidates):
+        trial = trials.at(t1, after_candidates)
+        met = trial.met
+        also_met = met if others is None else met & others.at(t1, after_candidates).met
+        quality, share = trial.quality, trial.share
         if target.kind == "quality":
             # Met: the fewest cloud calls. Unmet: as close to the target as possible.
-            keys = [met, np.where(met, -point_share, point_quality), point_quality, -escalations]
+            keys = [also_met, met, np.where(met, -share, quality), quality, -trial.escalations]
         else:
-            keys = [met, np.where(met, point_quality, -point_share), -point_share, -escalations]
+            keys = [also_met, met, np.where(met, quality, -share), -share, -trial.escalations]
         # np.lexsort takes the primary key last
         index = int(np.lexsort(keys[::-1])[-1])
         key = tuple(float(k[index]) for k in keys)
         if best_key is None or key > best_key:
             best_key, best = key, (float(t1), float(after_candidates[index]))
-    return simulate(pre, after, edge, cloud, w, best[0], best[1], target)
+    return (
+        rows.simulate(*best, target),
+        None if also is None else also.simulate(*best, target),
+    )

@@ -5,9 +5,12 @@
    cascade model (query + answer + signals); both calibrated (`model`).
 3. Export both to ONNX and load the directory exactly as the router will (`Policy.load`),
    checking that onnxruntime gives scikit-learn's probabilities.
-4. Choose both thresholds jointly on the held-out rows, with the ONNX scores (`thresholds`).
-5. Optionally refuse the result when it does worse on those rows than a baseline policy.
-6. Move the directory into place in one rename.
+4. Score every row with models fitted without its group (task), as traffic unlike the
+   training rows would be scored (`grouped`).
+5. Choose both thresholds jointly on the held-out rows, with the ONNX scores, meeting the
+   target on the unseen groups too where that is possible (`thresholds`).
+6. Optionally refuse the result when it does worse on those rows than a baseline policy.
+7. Move the directory into place in one rename.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -31,9 +35,10 @@ import structlog
 from tqdm import tqdm
 
 from router.learning import metrics
-from router.learning.model import Inputs, LinearScorer
+from router.learning.grouped import Index, NoGroups, OutOfGroup, cross_fit, group_of
+from router.learning.model import Inputs, LinearScorer, reads_words
 from router.learning.onnx_export import to_onnx
-from router.learning.thresholds import CONFIDENCE, Operating, Target, choose
+from router.learning.thresholds import CONFIDENCE, Operating, Scored, Target, choose
 from router.outcome_table import OutcomeRow
 from router.scorer import MANIFEST, Policy
 from router.signals import EDGE_SIGNAL_NAMES, TEXT_SIGNAL_NAMES, signal_vector, unknown_signals
@@ -96,14 +101,23 @@ class Labelled:
         return np.flatnonzero([row.edge_answer is not None for row in self.rows])
 
 
-def held_out(rows: Sequence[OutcomeRow], share: float, salt: str) -> npt.NDArray[np.bool_]:
-    """A fixed split: a row's side depends only on its id and the salt. Different salts
-    give independent splits, so `learn` can hold out a part of a table that `outcomes
-    split` made."""
+def held_out(
+    rows: Sequence[OutcomeRow], share: float, salt: str, *, by_group: bool = False
+) -> npt.NDArray[np.bool_]:
+    """A fixed split: a row's side depends only on its id (or, `by_group`, its task) and
+    the salt. Different salts give independent splits, so `learn` can hold out a part of
+    a table that `outcomes split` made."""
     cut = int(share * 10_000)
     return np.array(
         [
-            int(hashlib.sha256(f"{salt}:{row.id}".encode()).hexdigest()[:8], 16) % 10_000 < cut
+            int(
+                hashlib.sha256(
+                    f"{salt}:{group_of(row) if by_group else row.id}".encode()
+                ).hexdigest()[:8],
+                16,
+            )
+            % 10_000
+            < cut
             for row in rows
         ],
         dtype=np.bool_,
@@ -173,13 +187,96 @@ def objective(operating: Operating, target: Target) -> tuple[float, ...]:
     return (operating.target_met, operating.quality, -operating.cloud_share)
 
 
-def _check_classes(labels: npt.NDArray[np.bool_], what: str) -> None:
+def _check_classes(labels: npt.NDArray[np.bool_], what: str, advice: str = "") -> None:
     positives, negatives = int(labels.sum()), int((~labels).sum())
     if min(positives, negatives) < MIN_ROWS_PER_CLASS:
         raise LearningError(
             f"{what}: needs at least {MIN_ROWS_PER_CLASS} rows where the edge was acceptable "
             f"and {MIN_ROWS_PER_CLASS} where it was not; has {positives} and {negatives}"
+            f"{advice}"
         )
+
+
+@dataclass(frozen=True)
+class Models:
+    """The fitted difficulty model, and the cascade model where the rows allow one."""
+
+    difficulty: LinearScorer
+    cascade: LinearScorer | None
+    signal_names: tuple[str, ...]
+
+    @classmethod
+    def fit(cls, train: Labelled, signals: str) -> Models:
+        difficulty = LinearScorer().fit(
+            Inputs(text=[row.prompt for row in train.rows]), train.acceptable, train.weights
+        )
+        answered = train.subset(train.answered)
+        names = cascade_signal_names(answered.rows, signals)
+        cascade = None
+        acceptable = int(answered.acceptable.sum())
+        if min(acceptable, len(answered.rows) - acceptable) >= MIN_ROWS_PER_CLASS:
+            cascade = LinearScorer(signal_names=names, uses_answer=True).fit(
+                cascade_inputs(answered.rows, names), answered.acceptable, answered.weights
+            )
+        return cls(difficulty, cascade, names)
+
+    def scores(self, rows: Sequence[OutcomeRow]) -> tuple[FloatArray, FloatArray | None]:
+        """scikit-learn's p_edge_ok before and after the edge answered (None without a
+        cascade model; rows without an answer keep their pre-generation score)."""
+        pre = self.difficulty.predict(Inputs(text=[row.prompt for row in rows]))
+        if self.cascade is None:
+            return pre, None
+        after = pre.copy()
+        answered = [i for i, row in enumerate(rows) if row.edge_answer is not None]
+        if answered:
+            after[answered] = self.cascade.predict(
+                cascade_inputs([rows[i] for i in answered], self.signal_names)
+            )
+        return pre, after
+
+    def notes(self, answered: Labelled) -> list[str]:
+        """What the models could not learn from, said in the policy and by `sllm learn`."""
+        notes = []
+        if not reads_words(self.difficulty.text_vectorizer):
+            notes.append("the difficulty model reads no word of the queries (none occurs in "
+                         "two training queries): it gives every query the same p_edge_ok")
+        if self.cascade is None and len(answered.rows):
+            acceptable = int(answered.acceptable.sum())
+            notes.append(
+                f"no cascade model: {acceptable} answered training rows where the edge was "
+                f"acceptable and {len(answered.rows) - acceptable} where it was not; needs "
+                f"{MIN_ROWS_PER_CLASS} of each"
+            )
+        if self.cascade is not None and not reads_words(self.cascade.answer_vectorizer):
+            notes.append("the cascade model reads no word of the edge's answers (none occurs "
+                         "in two of them): it reads the query and the signals")
+        return notes
+
+
+def _out_of_group(data: Labelled, signals: str) -> OutOfGroup:
+    def fit_and_score(train: Index, test: Index) -> tuple[FloatArray, FloatArray | None]:
+        part = data.subset(train)
+        _check_classes(part.acceptable, "a fold of the groups")
+        return Models.fit(part, signals).scores([data.rows[i] for i in test])
+
+    return cross_fit(data.rows, fit_and_score)
+
+
+def _unseen_block(unseen: OutOfGroup, also: Scored, operating: Operating) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "groups": len(unseen.names),
+        "folds": unseen.folds,
+        "rows": len(also.pre),
+        **operating.as_dict(),
+        "pre_generation": metrics.figures(also.pre, also.edge, also.cloud).as_dict(),
+        "random": metrics.random_figures(also.edge, also.cloud).as_dict(),
+        "oracle": metrics.figures(
+            metrics.oracle_score(also.edge, also.cloud), also.edge, also.cloud
+        ).as_dict(),
+    }
+    if also.after is not None:
+        block["cascade"] = metrics.figures(also.after, also.edge, also.cloud).as_dict()
+    return block
 
 
 def _write_model(model: onnx.ModelProto, path: Path) -> None:
@@ -219,33 +316,46 @@ def learn(
     confidence: float = CONFIDENCE,
     readme: str = "",
     progress: bool = False,
+    unseen_groups: Literal["meet", "report"] = "meet",
 ) -> Policy:
     """Trains, validates and writes a policy directory; returns it loaded. `readme` goes
-    to README.md in the directory (how the policy was made)."""
+    to README.md in the directory (how the policy was made). `unseen_groups`: "meet"
+    chooses thresholds that meet the target on groups the models never saw too, where
+    any can; "report" chooses them on the held-out rows alone and reports the rest."""
     data = Labelled.of(rows)
+    if not data.rows:
+        raise LearningError("no row has the edge's outcome (edge_score): nothing to learn from")
     _check_classes(data.acceptable, "the table")
     side = held_out(data.rows, holdout_share, salt="learn")
     train, valid = data.subset(np.flatnonzero(~side)), data.subset(np.flatnonzero(side))
-    _check_classes(train.acceptable, "the training part")
+    _check_classes(
+        train.acceptable,
+        f"the training part ({len(train.rows)} of {len(data.rows)} labelled rows, by a hash "
+        "of their id)",
+        "; add rows of the scarcer class or lower --holdout-share",
+    )
     if len(valid.rows) == 0:
         raise LearningError("no held-out rows: use a larger table or a larger holdout share")
 
     steps = tqdm(total=4, desc="sllm learn", unit="step", disable=not progress)
-    steps.set_postfix_str("difficulty model")
-    difficulty = LinearScorer().fit(
-        Inputs(text=[row.prompt for row in train.rows]), train.acceptable, train.weights
-    )
+    steps.set_postfix_str("models")
+    models = Models.fit(train, signals)
+    difficulty, cascade, names = models.difficulty, models.cascade, models.signal_names
+    notes = models.notes(train.subset(train.answered))
     steps.update()
 
-    steps.set_postfix_str("cascade model")
-    cascade: LinearScorer | None = None
-    answered = train.subset(train.answered)
-    names = cascade_signal_names(answered.rows, signals)
-    if len(answered.rows) and min(answered.acceptable.sum(), (~answered.acceptable).sum()) >= (
-        MIN_ROWS_PER_CLASS
-    ):
-        cascade = LinearScorer(signal_names=names, uses_answer=True).fit(
-            cascade_inputs(answered.rows, names), answered.acceptable, answered.weights
+    steps.set_postfix_str("unseen groups")
+    unseen: OutOfGroup | None = None
+    also: Scored | None = None
+    try:
+        unseen = _out_of_group(data, signals)
+    except (NoGroups, LearningError) as reason:
+        unseen_block: dict[str, Any] = {"unavailable": str(reason)}
+    else:
+        also = Scored(
+            unseen.pre,
+            None if cascade is None else unseen.pre if unseen.after is None else unseen.after,
+            data.edge, data.cloud, data.weights, groups=unseen.groups,
         )
     steps.update()
 
@@ -287,22 +397,32 @@ def learn(
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         exported = Policy.load(staging)
         pre, after = policy_scores(exported, valid.rows)
-        difference = float(
-            np.max(np.abs(pre - difficulty.predict(Inputs(text=[r.prompt for r in valid.rows]))))
-        )
-        if cascade is not None and len(valid.answered):
-            answered_valid = [valid.rows[i] for i in valid.answered]
-            expected = cascade.predict(cascade_inputs(answered_valid, names))
-            difference = max(difference, float(np.max(np.abs(after[valid.answered] - expected))))
+        expected_pre, expected_after = models.scores(valid.rows)
+        difference = float(np.max(np.abs(pre - expected_pre)))
+        if expected_after is not None:
+            difference = max(difference, float(np.max(np.abs(after - expected_after))))
         if difference > ONNX_TOLERANCE:
             raise LearningError(f"the ONNX export differs from scikit-learn by {difference:.2g}")
         steps.update()
 
         steps.set_postfix_str("thresholds")
-        operating = choose(
-            pre, after if cascade is not None else None, valid.edge, valid.cloud, target,
-            valid.weights, confidence=confidence,
+        operating, on_unseen = choose(
+            Scored(pre, after if cascade is not None else None, valid.edge, valid.cloud,
+                   valid.weights),
+            target, also=also if unseen_groups == "meet" else None, confidence=confidence,
         )
+        if also is not None and on_unseen is None:
+            on_unseen = also.simulate(
+                operating.pre_generation_threshold, operating.cascade_threshold, target
+            )
+        if unseen is not None and also is not None and on_unseen is not None:
+            unseen_block = _unseen_block(unseen, also, on_unseen)
+            if not on_unseen.target_met:
+                notes.append(
+                    f"on groups the models never saw the target {target} is not met: quality "
+                    f"{on_unseen.quality:.3f} (always-cloud {on_unseen.cloud_quality:.3f}), "
+                    f"cloud share {on_unseen.cloud_share:.3f}"
+                )
         validation: dict[str, Any] = {
             "rows_train": len(train.rows),
             "rows_validation": len(valid.rows),
@@ -315,14 +435,18 @@ def learn(
             "pre_generation": _figures(pre, valid),
             "random": metrics.random_figures(valid.edge, valid.cloud).as_dict(),
             "oracle": _figures(metrics.oracle_score(valid.edge, valid.cloud), valid),
+            "unseen_groups": {"thresholds": unseen_groups, **unseen_block},
+            "groups": dict(sorted(Counter(group_of(row) for row in data.rows).items())),
+            "notes": notes,
         }
         if cascade is not None:
             validation["cascade"] = _figures(after, valid)
         if baseline is not None:
             base_pre, base_after = policy_scores(baseline, valid.rows)
-            base = choose(
-                base_pre, base_after if baseline.has_cascade else None, valid.edge, valid.cloud,
-                target, valid.weights, confidence=confidence,
+            base, _ = choose(
+                Scored(base_pre, base_after if baseline.has_cascade else None, valid.edge,
+                       valid.cloud, valid.weights),
+                target, confidence=confidence,
             )
             validation["baseline"] = {"version": baseline.version, **base.as_dict()}
             if objective(operating, target) < objective(base, target):

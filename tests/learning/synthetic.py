@@ -63,3 +63,25 @@ def planted_answer_rule(rows: int, *, seed: int, via: str) -> list[OutcomeRow]:
             )
         )
     return table
+
+
+def planted_task_rule(rows: int, *, seed: int, tasks: int = 10) -> list[OutcomeRow]:
+    """The edge is right on the even-numbered tasks (each prompt names its task), with no
+    sign inside a task: a model can learn which task is easy, which says nothing about a
+    task it has not seen."""
+    rng = random.Random(seed)
+    table = []
+    for i in range(rows):
+        task = rng.randrange(tasks)
+        words = [*rng.sample(VOCABULARY, 10), f"topic{task}", f"topic{task}"]
+        right = (task % 2 == 0) != (rng.random() < 0.05)
+        table.append(
+            OutcomeRow(
+                id=f"t{seed}-{i}",
+                prompt=" ".join(words),
+                task=f"task{task}",
+                edge_score=float(right),
+                cloud_score=1.0,
+            )
+        )
+    return table

@@ -178,7 +178,13 @@ def test_learning_replaces_an_existing_policy_directory(query_rule_table: Path,
     [
         ([OutcomeRow(id=f"r{i}", prompt=f"q {i}", edge_score=1.0) for i in range(50)],
          "needs at least 10 rows"),
-        ([OutcomeRow(id=f"r{i}", prompt=f"q {i}") for i in range(50)], "needs at least 10"),
+        ([OutcomeRow(id=f"r{i}", prompt=f"q {i}") for i in range(50)],
+         "no row has the edge's outcome"),
+        # enough in the table, too few in the part the models are fitted on
+        ([OutcomeRow(id=f"r{i}", prompt=f"q {i}", edge_score=float(i % 2)) for i in range(22)],
+         "the training part (19 of 22 labelled rows, by a hash of their id): needs at least "
+         "10 rows where the edge was acceptable and 10 where it was not; has 10 and 9; add "
+         "rows of the scarcer class or lower --holdout-share"),
     ],
 )
 def test_a_table_with_nothing_to_learn_is_refused_with_a_reason(

@@ -60,6 +60,8 @@ QUERY = "Tom has 16 apples and gives away 3. He buys 4 more. How many now?"
         ("", {"text_empty": 1.0, "text_has_number": 0.0, "text_log_chars": 0.0}),
         ("I think it is approximately 17.5, but I am not sure?",
          {"text_final_is_integer": 0.0, "text_hedges": math.log(3), "text_questions": math.log(2)}),
+        # too long for a float: read as no number, not as infinity
+        ("9" * 400, {"text_has_number": 0.0, "text_final_is_integer": 0.0}),
     ],
 )
 def test_answer_text_features(answer: str, expected: dict[str, float]) -> None:
