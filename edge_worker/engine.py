@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,7 +18,7 @@ import structlog
 
 from edge_worker.generation import Delta, GenerationResult, PreparedGeneration, generate
 from edge_worker.metrics import EdgeMetrics
-from edge_worker.model import EdgeModel
+from edge_worker.protocols import ServedModel
 
 log = structlog.get_logger(__name__)
 
@@ -35,8 +35,17 @@ class Finished:
 
 
 class EdgeEngine:
-    def __init__(self, model: EdgeModel, *, queue_size: int, metrics: EdgeMetrics) -> None:
+    def __init__(
+        self,
+        model: ServedModel,
+        *,
+        queue_size: int,
+        metrics: EdgeMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`clock`: what deadlines are read on (time.monotonic; a test's own clock)."""
         self.model = model
+        self._clock = clock
         self.queue_size = queue_size
         self._metrics = metrics
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-model")
@@ -75,7 +84,7 @@ class EdgeEngine:
         def run() -> GenerationResult:
             started.append(time.perf_counter())
             try:
-                return generate(self.model, job, emit, cancelled)
+                return generate(self.model, job, emit, cancelled, clock=self._clock)
             finally:
                 loop.call_soon_threadsafe(deltas.put_nowait, None)
 

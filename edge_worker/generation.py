@@ -2,6 +2,8 @@
 
 Plain blocking code: the engine runs it in its model thread. It checks the cancel flag
 and the deadline before every token, so a cancelled or expired call stops within one.
+The model is anything that is a `TokenModel` (edge_worker/protocols.py), and the clock
+the deadline is read on can be given: tests run the loop exactly on a scripted model.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from dataclasses import dataclass
 
 from edge_worker.confidence import ConfidenceSummary, TokenScorer
 from edge_worker.early_exit import ExitJudge, ExitReason, ExitRules
-from edge_worker.model import EdgeModel
 from edge_worker.prompts import ReasoningMode
+from edge_worker.protocols import TokenModel
 from sllm.answers import AnswerFormat
 
 
@@ -72,20 +74,25 @@ def _detail(reason: ExitReason, job: PreparedGeneration, limit: int) -> str:
     return "the caller cancelled"
 
 
-def _interruption(job: PreparedGeneration, cancelled: threading.Event) -> ExitReason | None:
+def _interruption(
+    job: PreparedGeneration, cancelled: threading.Event, clock: Callable[[], float]
+) -> ExitReason | None:
     if cancelled.is_set():
         return ExitReason.CANCELLED
-    if job.deadline is not None and time.monotonic() >= job.deadline:
+    if job.deadline is not None and clock() >= job.deadline:
         return ExitReason.BUDGET
     return None
 
 
 def generate(
-    model: EdgeModel,
+    model: TokenModel,
     job: PreparedGeneration,
     emit: Callable[[Delta], None],
     cancelled: threading.Event,
+    *,
+    clock: Callable[[], float] = time.monotonic,
 ) -> GenerationResult:
+    """Runs `job` on `model` under its lock; `clock` reads the time `job.deadline` is on."""
     with model.lock:
         started = time.perf_counter()
         scorer = TokenScorer(model.n_vocab)
@@ -93,17 +100,17 @@ def generate(
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         limit = min(job.max_tokens, model.n_ctx - len(job.prompt_tokens))
         # A job that waited past its deadline (or whose caller left) never touches the model.
-        exit_reason = _interruption(job, cancelled)
+        exit_reason = _interruption(job, cancelled, clock)
         if exit_reason is None and not model.prefill(
-            job.prompt_tokens, lambda: _interruption(job, cancelled) is not None
+            job.prompt_tokens, lambda: _interruption(job, cancelled, clock) is not None
         ):
-            exit_reason = _interruption(job, cancelled)
+            exit_reason = _interruption(job, cancelled, clock)
         prefill_ms = _ms(started)
         decode_started = time.perf_counter()
         # The last token, not yet fed to the model, and its delta, not yet emitted.
         pending: tuple[int, Delta] | None = None
         while exit_reason is None:
-            exit_reason = _interruption(job, cancelled)
+            exit_reason = _interruption(job, cancelled, clock)
             if exit_reason is not None:
                 break
             if judge.completion_tokens >= limit:

@@ -6,8 +6,8 @@ import time
 
 from edge_worker.early_exit import ExitRules
 from edge_worker.generation import PreparedGeneration
-from edge_worker.model import EdgeModel
 from edge_worker.prompts import ReasoningMode, primer, with_instruction
+from edge_worker.protocols import ServedModel
 from sllm.answers import AnswerFormat
 from sllm.chat import ChatMessage
 from sllm.settings import EdgeSettings
@@ -60,7 +60,7 @@ def _rules(request: edge_pb2.EdgeGenerateRequest, settings: EdgeSettings) -> Exi
 
 def prepare(
     request: edge_pb2.EdgeGenerateRequest,
-    model: EdgeModel,
+    model: ServedModel,
     settings: EdgeSettings,
     *,
     grpc_deadline: float | None = None,

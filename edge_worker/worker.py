@@ -22,6 +22,7 @@ from edge_worker.model import EdgeModel
 from edge_worker.native import system_info
 from edge_worker.portability import this_machine_choice
 from edge_worker.prompts import ReasoningMode
+from edge_worker.protocols import ServedModel
 from edge_worker.speed import Speed, measure_speed
 from edge_worker.templates import TemplateSource
 from edge_worker.validation import prepare
@@ -91,7 +92,7 @@ class EdgeWorker:
         self.speed = speed
 
     @property
-    def model(self) -> EdgeModel:
+    def model(self) -> ServedModel:
         return self.engine.model
 
     async def generate(
