@@ -92,11 +92,13 @@ async def _edge(settings: Settings) -> Edge:
     return LocalEdge(worker)
 
 
-async def build_router(settings: Settings) -> Router:
-    """The router with its clients, the active policy and the outcome log."""
+async def build_router(settings: Settings, *, edge: Edge | None = None) -> Router:
+    """The router with its clients, the active policy and the outcome log. `edge`: the
+    edge to call instead of the one the settings name (a test's scripted edge)."""
     from cloud_adapter import CloudClient
 
-    edge = await _edge(settings)
+    if edge is None:
+        edge = await _edge(settings)
     prefill, decode = _EDGE_PRIOR_PREFILL_TOKENS_PER_S, _EDGE_PRIOR_DECODE_TOKENS_PER_S
     try:
         info = await edge.info()
