@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import structlog
 
 from cloud_adapter import CloudClient, CloudError, CloudResult, CloudStreamBroken
+from cloud_adapter.errors import CloudDeadlineExceeded, CloudRateLimited
 from router import policy as decide
 from router.edge_client import Edge, EdgeAnswer, EdgeCall, EdgeError
 from router.estimators import CloudLatency, EdgeLatency
@@ -26,8 +28,29 @@ from sllm.answers import extract_answer
 log = structlog.get_logger("router.cascade")
 
 
+# How a query went unanswered, for a door to pick its status: a tier could not answer,
+# the tiers were saturated (the same query later may pass), or the time ran out.
+Failure = Literal["unavailable", "saturated", "deadline"]
+_EDGE_FAILURES: dict[str, Failure] = {
+    "RESOURCE_EXHAUSTED": "saturated",
+    "DEADLINE_EXCEEDED": "deadline",
+}
+
+
 class RouteFailed(Exception):
-    """No tier produced an answer; the message says what failed."""
+    """No tier produced an answer; the message says what failed, `failure` how."""
+
+    def __init__(
+        self,
+        message: str,
+        failure: Failure = "unavailable",
+        *,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failure = failure
+        # What a rate-limited cloud asked for, when it said.
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +89,9 @@ class Cascade:
     cloud_result: CloudResult | None = None
     # Text the client has seen since the last reset.
     shown: bool = False
+    # How each tier that ran failed, in order.
+    failures: list[Failure] = field(default_factory=list)
+    retry_after_s: float | None = None
 
     def _remaining_ms(self) -> float:
         return max(0.0, (self.deadline - time.monotonic()) * 1000.0)
@@ -99,29 +125,37 @@ class Cascade:
     async def _after_edge_failed(self) -> AsyncIterator[Event]:
         blocker = self.plan.cloud_blocker or self._cloud_blocker_now()
         if blocker is not None:
-            raise RouteFailed(f"the edge failed ({self.record.edge_error}) and {blocker}")
+            raise self._failed(f"the edge failed ({self.record.edge_error}) and {blocker}")
         if self.shown:
             yield self._reset("the edge failed; the cloud answers instead")
         async for event in self._cloud():
             yield event
         if self.cloud_result is None:
-            raise RouteFailed(
+            raise self._failed(
                 f"the edge failed ({self.record.edge_error}) and the cloud failed "
                 f"({self.record.cloud_error})"
             )
 
     async def _after_cloud_failed(self) -> AsyncIterator[Event]:
         if not self.plan.other_tier_allowed:
-            raise RouteFailed(f"the cloud failed ({self.record.cloud_error}), and {self.plan.why}")
+            raise self._failed(f"the cloud failed ({self.record.cloud_error}), and {self.plan.why}")
         if self.shown:
             yield self._reset("the cloud failed; the edge answers instead")
         async for event in self._edge(self._remaining_ms()):
             yield event
         if self.edge_answer is None:
-            raise RouteFailed(
+            raise self._failed(
                 f"the cloud failed ({self.record.cloud_error}) and the edge failed "
                 f"({self.record.edge_error})"
             )
+
+    def _failed(self, message: str) -> RouteFailed:
+        """Unavailable if a tier was, else out of time if one ran out, else saturated."""
+        failures: tuple[Failure, ...] = ("unavailable", "deadline", "saturated")
+        for failure in failures:
+            if failure in self.failures:
+                return RouteFailed(message, failure, retry_after_s=self.retry_after_s)
+        return RouteFailed(message)
 
     async def _escalate(self, verdict: Verdict) -> AsyncIterator[Event]:
         if self.shown:
@@ -173,6 +207,7 @@ class Cascade:
                     self.edge_answer = item
         except EdgeError as error:
             self.record.edge_error = str(error)
+            self.failures.append(_EDGE_FAILURES.get(error.code, "unavailable"))
             log.warning("router.edge_failed", error=str(error), code=error.code)
         finally:
             self.record.timings.edge_ms += (time.monotonic() - started) * 1000.0
@@ -203,6 +238,9 @@ class Cascade:
         except CloudError as error:
             self.cloud_result = None
             self.record.cloud_error = str(error)
+            self.failures.append(_cloud_failure(error))
+            if isinstance(error, CloudRateLimited):
+                self.retry_after_s = error.retry_after_s
             partial = len(error.partial_text) if isinstance(error, CloudStreamBroken) else 0
             log.warning("router.cloud_failed", error=str(error), partial_chars=partial)
         finally:
@@ -247,3 +285,11 @@ class Cascade:
             cloud_text=cloud.text if cloud is not None else None,
             cloud_model=cloud.model if cloud is not None else None,
         )
+
+
+def _cloud_failure(error: CloudError) -> Failure:
+    if isinstance(error, CloudRateLimited):
+        return "saturated"
+    if isinstance(error, CloudDeadlineExceeded):
+        return "deadline"
+    return "unavailable"

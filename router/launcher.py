@@ -98,6 +98,8 @@ async def up(settings: Settings, out: TextIO = sys.stdout, *, edge_process: bool
 
         def ready(server: RouterServer) -> None:
             out.write(f"router       grpc {server.target}  metrics :{router.metrics_port}\n")
+            if server.http is not None:
+                out.write(f"http door    {server.http.url}/v1  (OpenAI API: model sllm-auto)\n")
             out.write('ready: sllm ask "What is 12 + 30?"  (Ctrl-C stops all)\n')
             out.flush()
 

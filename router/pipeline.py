@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import structlog
 
@@ -28,7 +28,7 @@ from router.query import Query
 from router.record import BudgetSeen, DecisionRecord, RouteResult
 from router.shadow import ShadowExplorer
 from router.signals import EdgeSignals
-from router.spend import TenantSpend
+from router.spend import Hold
 from router.stats import LiveStats
 from sllm.settings import RouterSettings
 
@@ -56,7 +56,8 @@ class Router:
         self.outcomes = outcomes
         self.edge_latency = edge_latency
         self.cloud_latency = cloud_latency
-        self.spend = TenantSpend(
+        # In this process, or shared by a fleet when the outcome store is PostgreSQL.
+        self.spend = outcomes.store.tenant_spend(
             budget_usd=settings.tenant_budget_usd, window_s=settings.tenant_budget_window_s
         )
         self.stats = LiveStats()
@@ -68,10 +69,21 @@ class Router:
     def cloud_available(self) -> bool:
         return self.cloud is not None and self.cloud.breaker_state != "open"
 
-    def decide(self, query: Query, *, grpc_remaining_s: float | None = None) -> Cascade:
-        """Features, scorer, budget and policy: everything before a tier runs (no I/O)."""
+    def decide(
+        self,
+        query: Query,
+        *,
+        grpc_remaining_s: float | None = None,
+        request_id: str = "",
+        hold: Hold | None = None,
+    ) -> Cascade:
+        """Features, scorer, budget and policy: everything before a tier runs (no I/O).
+
+        `request_id`: one the door already gave out (an HTTP stream's chunks carry it from
+        the first); empty: a new one. `hold`: what the tenant's budget allowed this query;
+        None: the spend as this process last knew it."""
         started = time.monotonic()
-        request_id = uuid.uuid4().hex
+        request_id = request_id or uuid.uuid4().hex
         policy = self.policies.current
         budget_ms, source = latency_budget(
             query.latency_budget_ms,
@@ -80,12 +92,10 @@ class Router:
             reply_margin_ms=self.settings.reply_margin_ms,
         )
         p_edge_ok = policy.p_edge_ok(query.text)
-        prompt_tokens = estimate_tokens("".join(m.content for m in query.messages))
+        prompt_tokens = _prompt_tokens(query)
         edge = self.edge_latency.estimate(prompt_tokens)
         est_cloud_ms = self.cloud_latency.estimate_ms(query.max_tokens)
-        cloud_cost = (
-            self.cloud.estimate_cost(prompt_tokens, query.max_tokens) if self.cloud else 0.0
-        )
+        cloud_cost = self._cloud_cost(query)
         situation = decide.Situation(
             p_edge_ok=p_edge_ok,
             pre_generation_threshold=policy.pre_generation_threshold,
@@ -93,7 +103,9 @@ class Router:
             edge=edge,
             est_cloud_ms=est_cloud_ms,
             est_cloud_cost_usd=cloud_cost,
-            tenant_remaining_usd=self.spend.remaining(query.tenant),
+            tenant_remaining_usd=(
+                self.spend.remaining(query.tenant) if hold is None else hold.remaining_usd
+            ),
             edge_available=self.edge_available,
             cloud_available=self.cloud_available,
             direct_max_tokens=self.settings.direct_max_tokens,
@@ -139,23 +151,38 @@ class Router:
         )
 
     async def stream(
-        self, query: Query, *, grpc_remaining_s: float | None = None
-    ) -> AsyncIterator[Event]:
+        self, query: Query, *, grpc_remaining_s: float | None = None, request_id: str = ""
+    ) -> AsyncGenerator[Event, None]:
         """Routes one query; yields deltas and resets, and the `RouteResult` last.
 
-        Raises `policy.NoRoute` or `cascade.RouteFailed` when no tier can answer."""
-        cascade = self.decide(query, grpc_remaining_s=grpc_remaining_s)
-        metrics.DECISION_SECONDS.observe(cascade.record.timings.decision_ms / 1000.0)
-        metrics.P_EDGE_OK.observe(cascade.record.p_edge_ok)
-        with structlog.contextvars.bound_contextvars(
-            request_id=cascade.request_id,
-            tenant=query.tenant,
-            client_request_id=query.client_request_id,
-        ):
-            async for event in cascade.run():
-                if isinstance(event, RouteResult):
-                    self._finish(query, event, cascade.situation)
-                yield event
+        Raises `policy.NoRoute` or `cascade.RouteFailed` when no tier can answer.
+        The query holds its estimated cloud cost against its tenant's budget from the
+        decision to the result, so queries running at once cannot overspend it."""
+        hold = await self.spend.hold(query.tenant, self._cloud_cost(query))
+        settled = False
+        try:
+            cascade = self.decide(
+                query, grpc_remaining_s=grpc_remaining_s, request_id=request_id, hold=hold
+            )
+            metrics.DECISION_SECONDS.observe(cascade.record.timings.decision_ms / 1000.0)
+            metrics.P_EDGE_OK.observe(cascade.record.p_edge_ok)
+            with structlog.contextvars.bound_contextvars(
+                request_id=cascade.request_id,
+                tenant=query.tenant,
+                client_request_id=query.client_request_id,
+            ):
+                async for event in cascade.run():
+                    if isinstance(event, RouteResult):
+                        self._finish(query, event, cascade.situation)
+                        await self.spend.settle(hold, event.decision.cost_usd)
+                        settled = True
+                    yield event
+        finally:
+            if not settled:
+                # No result (no route, a failure, the client gone): a cloud call that
+                # completed still cost its price.
+                await self.spend.settle(hold, cascade.record.cost_usd if "cascade" in locals()
+                                        else 0.0)
 
     async def generate(self, query: Query, *, grpc_remaining_s: float | None = None) -> RouteResult:
         async for event in self.stream(query, grpc_remaining_s=grpc_remaining_s):
@@ -173,7 +200,6 @@ class Router:
         if decision.edge_error and "UNAVAILABLE" in decision.edge_error:
             self.edge_available = False
         self.stats.count(result.route, escalated=escalated, missed_deadline=missed)
-        self.spend.charge(query.tenant, decision.cost_usd)
         metrics.REQUESTS.labels(result.route, result.reasoning_mode or "CLOUD").inc()
         metrics.REQUEST_SECONDS.labels(result.route).observe(decision.timings.total_ms / 1000.0)
         metrics.ESCALATIONS.inc(escalated)
@@ -221,4 +247,5 @@ class Router:
         if self.cloud is not None:
             with contextlib.suppress(Exception):
                 await self.cloud.aclose()
+        await self.spend.aclose()
         await asyncio.to_thread(self.outcomes.close)

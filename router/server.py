@@ -1,4 +1,5 @@
-"""Starting and stopping the router: gRPC (with health and reflection) and metrics."""
+"""Starting and stopping the router: gRPC (with health and reflection), the HTTP door and
+metrics."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from prometheus_client import start_http_server
 from router.active_policy import ActivePolicy
 from router.edge_client import Edge, EdgeClient
 from router.estimators import CloudLatency, EdgeLatency
+from router.http.door import HttpDoor
 from router.outcomes import OutcomeLog
 from router.pipeline import Router
 from router.relearn import Relearner
@@ -133,10 +135,14 @@ async def build_router(settings: Settings, *, edge: Edge | None = None) -> Route
 
 
 class RouterServer:
-    """The router on a port: `await start()`, then `await stop()`."""
+    """The router on a port, and its HTTP door on another unless `http_port` is None (0:
+    a free port): `await start()`, then `await stop()`."""
 
-    def __init__(self, router: Router, *, host: str, port: int) -> None:
+    def __init__(
+        self, router: Router, *, host: str, port: int, http_port: int | None = None
+    ) -> None:
         self.router = router
+        self.http = None if http_port is None else HttpDoor(router, host=host, port=http_port)
         self._server = grpc.aio.server()
         self._server.add_generic_rpc_handlers((_handlers(RouterServicer(router)),))
         # grpc-stubs does not describe the asyncio health servicer.
@@ -152,9 +158,16 @@ class RouterServer:
 
     async def start(self) -> None:
         await self._server.start()
+        if self.http is not None:
+            await self.http.start()
         await self._set_health()
         self._watch = asyncio.create_task(self._keep_health())
-        log.info("router.listening", port=self.port, target=self.target)
+        log.info(
+            "router.listening",
+            port=self.port,
+            target=self.target,
+            http=self.http.url if self.http else None,
+        )
 
     async def _set_health(self) -> None:
         serving = self.router.edge_available or self.router.cloud_available
@@ -187,6 +200,8 @@ class RouterServer:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        if self.http is not None:
+            await self.http.stop(grace_s)
         await self._server.stop(grace_s)
         await self.router.aclose()
 
@@ -201,7 +216,12 @@ async def serve(
     if settings.router.metrics_port:
         start_http_server(settings.router.metrics_port, addr=settings.router.host)
     router = await build_router(settings)
-    server = RouterServer(router, host=settings.router.host, port=settings.router.port)
+    server = RouterServer(
+        router,
+        host=settings.router.host,
+        port=settings.router.port,
+        http_port=settings.router.http_port or None,
+    )
     await server.start()
     started = time.monotonic()
     try:

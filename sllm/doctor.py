@@ -159,6 +159,7 @@ def check_ports(settings: Settings, *, edge_process: bool) -> Check:
     router, edge, cloud = settings.router, settings.edge, settings.cloud
     wanted = [(router.host, router.port, "router.port")]
     wanted.append((router.host, router.metrics_port, "router.metrics_port"))
+    wanted.append((router.host, router.http_port, "router.http_port"))
     if edge_process:
         wanted.append((edge.host, edge.port, "edge.port"))
         wanted.append((edge.host, edge.metrics_port, "edge.metrics_port"))

@@ -115,6 +115,10 @@ class RouterSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 50051
     metrics_port: int = 9100
+    # The OpenAI-compatible HTTP door (router/http/), in the router's process; 0: off.
+    http_port: int = Field(default=8080, ge=0)
+    # Longest accepted HTTP request body; a longer one is answered 413.
+    http_max_body_bytes: int = Field(default=1_000_000, ge=1)
     # An edge worker's host:port, or "in-process": the router loads the model of the
     # [edge] settings itself and calls it without a network hop.
     edge_target: str = "127.0.0.1:50061"
@@ -126,6 +130,12 @@ class RouterSettings(BaseModel):
     # None: the default policy shipped with sllm.
     policy_dir: Path | None = None
     outcome_db: Path = Field(default_factory=lambda: _data_home() / "outcomes.sqlite3")
+    # The outcome store's URL: "sqlite:////abs/path" or "postgresql://user:pw@host/db" (a
+    # fleet's shared store: also tenant spend and published policies); None: SQLite at
+    # outcome_db. docs/outcome-store.md.
+    outcome_store: str | None = Field(
+        default=None, pattern=r"^(sqlite:///|postgres(ql)?://)"
+    )
     # False: only a hash of the prompt is logged.
     store_prompts: bool = False
     # Per-tenant spend allowed per window, in US dollars; None: unlimited.

@@ -32,6 +32,7 @@ def _env(tmp_path: Path, **settings: str) -> dict[str, str]:
     ports = {
         "SLLM_ROUTER__PORT": str(free_port()),
         "SLLM_ROUTER__METRICS_PORT": str(free_port()),
+        "SLLM_ROUTER__HTTP_PORT": str(free_port()),
         "SLLM_CLOUD__STANDIN_PORT": str(free_port()),
         "SLLM_ROUTER__OUTCOME_DB": str(tmp_path / "log" / "outcomes.sqlite3"),
     }

@@ -1,0 +1,146 @@
+"""The ASGI app: OpenAI's chat completions API over a `Router` (the gRPC service's own).
+
+Auth belongs here, once, for every route, when the router has API tokens (the deployment
+issue adds them; until then the door is as open as the gRPC port)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from router.cascade import RouteFailed
+from router.http import errors, mapping
+from router.http.limits import BodyLimit
+from router.http.schema import ChatCompletionRequest, FeedbackBody, SllmOptions
+from router.http.streaming import Chunks, sse
+from router.outcomes import OutcomeLogFull
+from router.pipeline import Router
+from router.policy import NoRoute
+from router.validate import check_feedback
+from sllm.v1 import router_pb2
+from sllm.wire import InvalidRequest
+
+# Documented for every route that reads a body; listing "4XX" also keeps FastAPI from
+# documenting a 422 the app never sends.
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "model": errors.ErrorBody,
+        "description": "bad input (400), unknown model (404), "
+        "body too large (413), tiers saturated (429, with Retry-After)",
+    },
+    "5XX": {
+        "model": errors.ErrorBody,
+        "description": "no tier can answer (503), past the deadline (504)",
+    },
+}
+_DECISION_HEADERS = {
+    name: {"schema": {"type": "string"}, "description": "unary answers only"}
+    for name in ("x-sllm-route", "x-sllm-reason", "x-sllm-policy-version")
+}
+_COMPLETION_RESPONSES = _ERRORS | {
+    200: {
+        "description": "a chat.completion, or with `stream` a text/event-stream of "
+        "chat.completion.chunk events ending `data: [DONE]`; the decision in `sllm`",
+        "headers": _DECISION_HEADERS | {"x-sllm-request-id": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def _option_headers() -> list[dict[str, Any]]:
+    """The `x-sllm-*` headers, documented as what they are: the `sllm` object's fields."""
+    fields = SllmOptions.model_json_schema()["properties"]
+    return [
+        {"name": mapping.header_name(name), "in": "header", "required": False, "schema": schema}
+        for name, schema in fields.items()
+    ]
+
+
+def create_app(router: Router) -> FastAPI:
+    app = FastAPI(
+        title="sllm",
+        summary="OpenAI-compatible chat completions, routed between an edge and a cloud model",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(BodyLimit, max_bytes=router.settings.http_max_body_bytes)
+    errors.install(app)
+
+    @app.post(
+        "/v1/chat/completions",
+        responses=_COMPLETION_RESPONSES,
+        openapi_extra={"parameters": _option_headers()},
+    )
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        sllm = mapping.options(body.sllm, request.headers)
+        query = mapping.query(body, sllm, router.settings)
+        try:
+            if not body.stream:
+                result = await router.generate(query)
+                return JSONResponse(
+                    mapping.completion(result, model=body.model, max_tokens=query.max_tokens),
+                    headers=mapping.headers(result),
+                )
+            request_id = uuid.uuid4().hex
+            events = router.stream(query, request_id=request_id)
+            first = await anext(events)
+        except (NoRoute, RouteFailed) as error:
+            raise errors.unanswered(error) from None
+        chunks = Chunks(request_id, body.model)
+        return StreamingResponse(
+            sse(
+                first, events, chunks, resets=bool(sllm.stream_resets), max_tokens=query.max_tokens
+            ),
+            media_type="text/event-stream",
+            headers={
+                "x-sllm-request-id": request_id,
+                "x-sllm-policy-version": router.policies.current.version,
+                "cache-control": "no-cache",
+            },
+        )
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "sllm"}
+                for name in mapping.MODELS
+            ],
+        }
+
+    @app.get("/healthz", responses={503: {"description": "neither tier can answer"}})
+    async def healthz() -> JSONResponse:
+        tiers = {"edge": router.edge_available, "cloud": router.cloud_available}
+        ready = any(tiers.values())
+        return JSONResponse({"ready": ready, **tiers}, 200 if ready else 503)
+
+    @app.post("/v1/feedback", responses=_ERRORS)
+    async def feedback(body: FeedbackBody) -> dict[str, Any]:
+        request = router_pb2.FeedbackRequest(
+            request_id=body.request_id, score=body.score, source=body.source
+        )
+        try:
+            check_feedback(request)
+            found = await router.outcomes.feedback(
+                request.request_id, request.score, request.source or "user"
+            )
+        except InvalidRequest as error:
+            raise errors.bad_request(str(error), str(error).split()[0]) from None
+        except OutcomeLogFull as error:
+            raise errors.HttpError(
+                429, str(error), type="rate_limit_error", headers={"retry-after": "1"}
+            ) from None
+        if not found:
+            raise errors.HttpError(
+                404,
+                f"no logged request has request_id {body.request_id!r}",
+                param="request_id",
+                code="not_found",
+            )
+        return {}
+
+    return app
