@@ -99,7 +99,9 @@ def from_validation(error: RequestValidationError) -> HttpError:
     if first.get("type") == "json_invalid":
         return bad_request(f"the body is not valid JSON: {first.get('msg')}")
     if not field or field == "body":
-        return bad_request(f"the body must be a JSON object: {first.get('msg')}")
+        return bad_request(
+            "the body must be a JSON object, sent with Content-Type: application/json"
+        )
     return bad_request(f"{field}: {first.get('msg')}", field)
 
 

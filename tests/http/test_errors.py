@@ -21,6 +21,7 @@ from tests.http.conftest import OpenAIFor
 from tests.http.requests import complete, user
 from tests.router.requests import EASY, ask
 
+JSON = {"content-type": "application/json"}
 # (what the app sends through the SDK, the same mistake through gRPC, the error's param)
 SAME_MISTAKES: list[tuple[dict[str, Any], router_pb2.RouteRequest, str]] = [
     ({"max_tokens": 0}, ask(max_tokens=0), "max_tokens"),
@@ -111,11 +112,20 @@ async def test_what_only_http_can_get_wrong_is_400_naming_the_field(
 
 async def test_a_body_that_is_not_json_is_400(no_tiers: RunningRouter) -> None:
     async with httpx2.AsyncClient(base_url=no_tiers.http_url) as http:
-        response = await http.post(
-            "/v1/chat/completions", content=b"{nope", headers={"content-type": "application/json"}
-        )
+        response = await http.post("/v1/chat/completions", content=b"{nope", headers=JSON)
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith("the body is not valid JSON")
+
+
+async def test_a_string_that_is_not_unicode_is_400(no_tiers: RunningRouter) -> None:
+    # JSON can escape half a surrogate pair; protobuf (the gRPC request) cannot hold it.
+    body = b'{"model": "sllm-auto", "messages": [{"role": "user", "content": "\\ud800"}]}'
+    async with httpx2.AsyncClient(base_url=no_tiers.http_url) as http:
+        response = await http.post("/v1/chat/completions", content=body, headers=JSON)
+        untyped = await http.post("/v1/chat/completions", content=b"{}")
+    assert response.status_code == 400
+    assert "not valid Unicode" in response.json()["error"]["message"]
+    assert "Content-Type: application/json" in untyped.json()["error"]["message"]
 
 
 async def test_an_unknown_model_or_path_is_404(
