@@ -100,12 +100,18 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from router.export import export
+    from router.store import SQLITE, StoreError, store_url
 
-    db = args.db or get_settings().router.outcome_db
-    if not db.is_file():
-        print(f"sllm outcomes export: no outcome log at {db}", file=sys.stderr)
+    where = args.store or (f"{SQLITE}{args.db}" if args.db else store_url(get_settings().router))
+    path = Path(where.removeprefix(SQLITE))
+    if where.startswith(SQLITE) and not path.is_file():
+        print(f"sllm outcomes export: no outcome log at {path}", file=sys.stderr)
         return 1
-    count = export(db, args.out, labelled_only=args.labelled_only)
+    try:
+        count = export(where, args.out, labelled_only=args.labelled_only)
+    except StoreError as error:
+        print(f"sllm outcomes export: {error}", file=sys.stderr)
+        return 1
     print(f"wrote {count} rows to {args.out}")
     return 0
 
@@ -155,7 +161,14 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
 
     export = outcomes.add_parser("export", help="the router's outcome log as an outcome table")
     export.add_argument("--out", type=Path, required=True, help="JSONL file to write")
-    export.add_argument("--db", type=Path, help="outcome log (default: settings router.outcome_db)")
+    source = export.add_mutually_exclusive_group()
+    source.add_argument("--db", type=Path, help="a SQLite outcome log's file")
+    source.add_argument(
+        "--store",
+        metavar="URL",
+        help="the outcome store, sqlite:///PATH or postgresql://... (default: settings "
+        "router.outcome_store, else router.outcome_db)",
+    )
     export.add_argument(
         "--labelled-only", action="store_true", help="only rows that received feedback"
     )

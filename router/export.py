@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from google.protobuf.json_format import ParseDict
 
 from router.outcome_table import OutcomeRow, write_table
-from router.outcomes import OutcomeLog
 from router.shadow import SHADOW_SOURCE
 from router.signals import EdgeSignals
+from router.store import open_store
 from sllm.v1 import edge_pb2
 
 # The feedback score judges the answer the router returned, so it labels that tier.
 _EDGE_ANSWERED = ("EDGE", "EDGE_FALLBACK")
 
 
-def to_outcome_row(row: sqlite3.Row) -> OutcomeRow:
+def to_outcome_row(row: Mapping[str, Any]) -> OutcomeRow:
     summary = json.loads(row["edge_summary_json"]) if row["edge_summary_json"] else None
     decision = json.loads(row["decision_json"])
     score = row["feedback_score"]
@@ -60,17 +60,19 @@ def _signals(summary: dict[str, object] | None) -> EdgeSignals | None:
     return EdgeSignals.from_summary(ParseDict(summary, edge_pb2.EdgeSummary()))
 
 
-def rows(log: OutcomeLog, *, labelled_only: bool) -> Iterator[OutcomeRow]:
-    for row in log.rows():
+def rows(logged: Iterable[Mapping[str, Any]], *, labelled_only: bool) -> Iterator[OutcomeRow]:
+    """The outcome store's rows (`OutcomeStore.rows`) as outcome-table rows."""
+    for row in logged:
         if labelled_only and row["feedback_score"] is None:
             continue
         yield to_outcome_row(row)
 
 
-def export(db: Path, out: Path, *, labelled_only: bool) -> int:
-    """Writes the table; returns the number of rows written."""
-    log = OutcomeLog(db, store_prompts=False, queue_size=1)
+def export(where: str | Path, out: Path, *, labelled_only: bool) -> int:
+    """Writes the table from the store at `where` (a URL or a SQLite file's path);
+    returns the number of rows written."""
+    store = open_store(where)
     try:
-        return write_table(rows(log, labelled_only=labelled_only), out)
+        return write_table(rows(store.rows(), labelled_only=labelled_only), out)
     finally:
-        log.close()
+        store.close()

@@ -41,7 +41,8 @@ POLICY_LOADS = Counter("sllm_router_policy_loads_total", "Policy loads by result
 SHADOW_CALLS = Counter(
     "sllm_router_shadow_calls_total",
     "Shadow exploration of edge answers by outcome: labelled, undecided (the judge could "
-    "not tell), failed, or not made (busy: too many in flight)",
+    "not tell), failed, or not made (busy: too many in flight; over_budget: the tenant's "
+    "budget was held by its other calls)",
     ["outcome"],
 )
 RELEARNS = Counter(

@@ -37,6 +37,10 @@ log = structlog.get_logger("router")
 __all__ = ["Event", "RouteFailed", "Router"]
 
 
+def _prompt_tokens(query: Query) -> int:
+    return estimate_tokens("".join(m.content for m in query.messages))
+
+
 class Router:
     def __init__(
         self,
@@ -68,6 +72,12 @@ class Router:
     @property
     def cloud_available(self) -> bool:
         return self.cloud is not None and self.cloud.breaker_state != "open"
+
+    def _cloud_cost(self, query: Query) -> float:
+        """The cloud's estimated cost for the query; 0 without a cloud."""
+        if self.cloud is None:
+            return 0.0
+        return self.cloud.estimate_cost(_prompt_tokens(query), query.max_tokens)
 
     def decide(
         self,
@@ -159,6 +169,7 @@ class Router:
         The query holds its estimated cloud cost against its tenant's budget from the
         decision to the result, so queries running at once cannot overspend it."""
         hold = await self.spend.hold(query.tenant, self._cloud_cost(query))
+        cascade: Cascade | None = None
         settled = False
         try:
             cascade = self.decide(
@@ -173,16 +184,16 @@ class Router:
             ):
                 async for event in cascade.run():
                     if isinstance(event, RouteResult):
-                        self._finish(query, event, cascade.situation)
+                        # Settled first: a shadow call sees the budget this query left.
                         await self.spend.settle(hold, event.decision.cost_usd)
                         settled = True
+                        self._finish(query, event, cascade.situation)
                     yield event
         finally:
             if not settled:
                 # No result (no route, a failure, the client gone): a cloud call that
                 # completed still cost its price.
-                await self.spend.settle(hold, cascade.record.cost_usd if "cascade" in locals()
-                                        else 0.0)
+                await self.spend.settle(hold, cascade.record.cost_usd if cascade else 0.0)
 
     async def generate(self, query: Query, *, grpc_remaining_s: float | None = None) -> RouteResult:
         async for event in self.stream(query, grpc_remaining_s=grpc_remaining_s):

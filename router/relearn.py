@@ -98,7 +98,7 @@ class Relearner:
         # scikit-learn and onnx load only when the router first re-learns.
         from router.learning.train import LearningError, WorsePolicy, learn
 
-        labelled = list(export.rows(self._outcomes, labelled_only=True))
+        labelled = list(export.rows(self._outcomes.rows(), labelled_only=True))
         rows = [row for row in labelled if row.prompt]
         if labelled and not rows:
             return Relearned("skipped", "the log keeps no prompts (router.store_prompts = false)")

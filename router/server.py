@@ -26,6 +26,7 @@ from router.pipeline import Router
 from router.relearn import Relearner
 from router.scorer import default_policy_dir
 from router.service import RouterServicer
+from router.store import store_url
 from sllm.settings import IN_PROCESS, Settings
 from sllm.v1 import router_pb2
 
@@ -107,14 +108,14 @@ async def build_router(settings: Settings, *, edge: Edge | None = None) -> Route
         prefill, decode = info.prefill_tokens_per_s or prefill, info.decode_tokens_per_s or decode
     except grpc.aio.AioRpcError as error:
         log.warning("router.edge_info_unavailable", target=edge.target, error=error.code().name)
-    policies = await asyncio.to_thread(
-        ActivePolicy, settings.router.policy_dir or default_policy_dir()
-    )
     outcomes = await asyncio.to_thread(
         OutcomeLog,
-        settings.router.outcome_db,
+        store_url(settings.router),
         store_prompts=settings.router.store_prompts,
         queue_size=settings.router.outcome_queue_size,
+    )
+    policies = await asyncio.to_thread(
+        ActivePolicy, settings.router.policy_dir or default_policy_dir(), outcomes.store
     )
     router = Router(
         settings.router,

@@ -10,7 +10,8 @@ A shadow call is never on the request's path: it starts after the answer is fina
 most `shadow_max_in_flight` run at once, and a failure costs the label, never the answer.
 It is made only when the router would allow a cloud call for the query itself (no
 `local_only` or EDGE_ONLY, the breaker closed, within the cost ceiling and the tenant's
-budget), and its cost is charged to the tenant like any cloud call.
+budget), and it holds its estimated cost against the tenant's budget, then is charged its
+real cost, like any cloud call.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from router.outcomes import OutcomeLog, OutcomeLogFull
 from router.policy import Situation
 from router.query import Query
 from router.record import RouteResult
-from router.spend import TenantSpend
+from router.spend import Hold, Spend
 from sllm.settings import RouterSettings
 
 log = structlog.get_logger("router.shadow")
@@ -48,7 +49,7 @@ class ShadowExplorer:
         *,
         cloud: CloudClient | None,
         outcomes: OutcomeLog,
-        spend: TenantSpend,
+        spend: Spend,
         judge: Judge | None = None,
         draw: Callable[[], float] = random.random,
     ) -> None:
@@ -84,14 +85,23 @@ class ShadowExplorer:
             metrics.SHADOW_CALLS.labels("busy").inc()
             log.info("shadow.busy", in_flight=len(self._in_flight))
             return False
-        task = asyncio.create_task(self._explore(self._cloud, query, result))
+        task = asyncio.create_task(
+            self._explore(self._cloud, query, result, situation.est_cloud_cost_usd)
+        )
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
         return True
 
-    async def _explore(self, cloud: CloudClient, query: Query, result: RouteResult) -> None:
+    async def _explore(
+        self, cloud: CloudClient, query: Query, result: RouteResult, estimate_usd: float
+    ) -> None:
+        hold = await self._spend.hold(query.tenant, estimate_usd)
+        if hold.remaining_usd is not None and hold.key is None:
+            metrics.SHADOW_CALLS.labels("over_budget").inc()
+            log.info("shadow.over_budget", tenant=query.tenant)
+            return
         try:
-            outcome = await self._label(cloud, query, result)
+            outcome = await self._label(cloud, query, result, hold)
         except CloudError as error:
             outcome = "failed"
             log.warning("shadow.cloud_failed", error=str(error), endpoint=error.endpoint)
@@ -103,13 +113,19 @@ class ShadowExplorer:
             log.exception("shadow.failed", error=repr(error))
         metrics.SHADOW_CALLS.labels(outcome).inc()
 
-    async def _label(self, cloud: CloudClient, query: Query, result: RouteResult) -> str:
-        reply = await cloud.complete(
-            query.messages,
-            max_tokens=query.max_tokens,
-            deadline=time.monotonic() + self._timeout_s,
-        )
-        self._spend.charge(query.tenant, reply.cost_usd)
+    async def _label(
+        self, cloud: CloudClient, query: Query, result: RouteResult, hold: Hold
+    ) -> str:
+        cost_usd = 0.0
+        try:
+            reply = await cloud.complete(
+                query.messages,
+                max_tokens=query.max_tokens,
+                deadline=time.monotonic() + self._timeout_s,
+            )
+            cost_usd = reply.cost_usd
+        finally:
+            await self._spend.settle(hold, cost_usd)
         metrics.COST.labels(query.tenant).inc(reply.cost_usd)
         score = await self._judge.score(
             question=query.text,

@@ -10,7 +10,6 @@ import os
 import platform
 import re
 import socket
-import sqlite3
 import tempfile
 from collections.abc import Iterator
 from importlib import metadata
@@ -20,7 +19,7 @@ from cloud_adapter import standin
 from cloud_adapter.check import CheckFailed, check
 from edge_worker.probe import probe_engine
 from router.launcher import cloud_is_configured
-from router.outcomes import connect
+from router.store import StoreError, open_store
 from sllm.check import Check
 from sllm.lock import LOCK_FILE
 from sllm.lock import pins as lock_pins
@@ -183,6 +182,8 @@ def check_ports(settings: Settings, *, edge_process: bool) -> Check:
 
 
 def check_outcome_log(settings: Settings) -> Check:
+    if settings.router.outcome_store is not None:
+        return _check_store_url(settings.router.outcome_store)
     db = settings.router.outcome_db
     advice = f"set {_setting('router.outcome_db')} to a writable path"
     try:
@@ -192,9 +193,20 @@ def check_outcome_log(settings: Settings) -> Check:
     try:
         # A log like the router's (WAL, so -wal and -shm files beside it) in a scratch dir.
         with tempfile.TemporaryDirectory(dir=db.parent, prefix=".sllm-doctor-") as scratch:
-            connect(Path(scratch) / db.name).close()
-    except (OSError, sqlite3.Error) as error:
+            open_store(Path(scratch) / db.name).close()
+    except (OSError, StoreError) as error:
         return Check("outcomes", False, f"cannot write in {db.parent}: {error}", advice)
     if db.exists() and not os.access(db, os.W_OK):
         return Check("outcomes", False, f"{db} is not writable", advice)
     return Check("outcomes", True, f"{db} can be written")
+
+
+def _check_store_url(url: str) -> Check:
+    """Opening the store checks the URL, the connection and the schema, and migrates it
+    as a router starting would."""
+    try:
+        store = open_store(url)
+    except StoreError as error:
+        return Check("outcomes", False, str(error), f"check {_setting('router.outcome_store')}")
+    store.close()
+    return Check("outcomes", True, f"{store.where} at schema {store.schema_version}")

@@ -1,4 +1,4 @@
-"""The SQLite outcome log: hashing by default, feedback, schema versioning, restarts."""
+"""The SQLite outcome log: hashing by default, feedback, a newer schema refused, restarts."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from router.outcomes import LoggedRequest, OutcomeLog, connect, prompt_sha256
+from router.outcomes import LoggedRequest, OutcomeLog, prompt_sha256
 from router.record import BudgetSeen, DecisionRecord, RouteResult
+from router.store import open_store
+from router.store.base import SchemaTooNew
 from sllm.chat import ChatMessage
 
 QUESTION = "What is the capital of France?"
@@ -90,8 +92,8 @@ async def test_feedback_attaches_to_a_logged_row_and_survives_a_reopen(tmp_path:
 
 def test_a_log_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "log.sqlite3"
-    connect(path).close()
+    open_store(path).close()
     with sqlite3.connect(path) as raw:
-        raw.execute("PRAGMA user_version = 99")
-    with pytest.raises(RuntimeError, match="schema 99"):
-        connect(path)
+        raw.execute("INSERT INTO schema_version VALUES (99, 0)")
+    with pytest.raises(SchemaTooNew, match="schema 99"):
+        open_store(path)

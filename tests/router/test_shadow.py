@@ -16,9 +16,10 @@ from structlog.testing import capture_logs
 
 from cloud_adapter import CloudClient
 from router.outcome_table import read_table
-from router.outcomes import OutcomeLog, connect
+from router.outcomes import OutcomeLog
 from router.shadow import SHADOW_SOURCE, ShadowExplorer
 from router.spend import TenantSpend
+from router.store.sqlite import migrate
 from router.validate import to_query
 from sllm.settings import RouterSettings
 from sllm.v1 import router_pb2
@@ -148,15 +149,13 @@ async def test_a_failing_shadow_call_leaves_the_answer_intact(
 async def test_a_schema_1_log_takes_shadow_labels_after_its_migration(tmp_path: Path) -> None:
     # A log written before shadow exploration: schema 1 had no weight and no cloud text.
     db = tmp_path / "old.sqlite3"
-    connect(db).close()
+    migrate(db, target=1)
     raw = sqlite3.connect(db)
     raw.executescript(
-        "ALTER TABLE feedback DROP COLUMN weight; ALTER TABLE feedback DROP COLUMN cloud_text;"
         "INSERT INTO decisions (request_id, created_at, tenant, client_request_id, "
         "prompt_sha256, answer_format, route, degraded, policy_version, p_edge_ok, answer, "
         "final_answer, cost_usd, total_ms, decision_json) VALUES ('r1', 0, '', '', '', "
         "'FREE_TEXT', 'EDGE', 0, 'v', 0.5, 'Paris', 'Paris', 0, 1, '{}');"
-        "PRAGMA user_version = 1;"
     )
     raw.close()
     log = OutcomeLog(db, store_prompts=False, queue_size=4)
