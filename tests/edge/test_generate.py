@@ -1,9 +1,16 @@
-"""Generate on the real bundled model: streaming, summary, answers, early exits."""
+"""Generate on the real bundled model: streaming, summary, answers, early exits.
+
+What the model writes depends on the llama.cpp build: these tests check behaviour (a
+settled text is the full one cut after its answer, the answer is found in the text),
+never an exact continuation; test_exit_rules.py checks the rules exactly on a script."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from sllm.answers import AnswerFormat, extract_answer, find_answer
 from sllm.v1 import common_pb2, edge_pb2
 from tests.edge.calls import ask, edge_stub, generate
 from tests.fixtures.edge import EdgeWorkerProcess
@@ -28,9 +35,8 @@ def test_stream_of_deltas_ends_with_a_summary_that_adds_up(edge_server: EdgeWork
 
 
 def test_settled_exit_stops_once_the_answer_is_complete(edge_server: EdgeWorkerProcess) -> None:
-    # Step by step, the small model marks its answer on a line of its own ('The answer is
-    # "yes"'), then writes 40 more tokens restating it. A permissive threshold makes
-    # SETTLED depend on the format rule only.
+    # Step by step, the small model marks its answer (as it is asked to), then goes on
+    # restating it. A permissive threshold makes SETTLED depend on the format rule only.
     def request(early_exit: edge_pb2.EarlyExit) -> edge_pb2.EdgeGenerateRequest:
         return ask(
             "Are coopers required in the beverage industry?",
@@ -43,23 +49,31 @@ def test_settled_exit_stops_once_the_answer_is_complete(edge_server: EdgeWorkerP
     with edge_stub(edge_server.target) as stub:
         full = generate(stub, request(edge_pb2.EarlyExit(disabled=True)))
         settled = generate(stub, request(edge_pb2.EarlyExit(settle_min_logprob=-5.0)))
-    assert full.exit_reason == "EXIT_REASON_STOP"
+    assert full.exit_reason in ("EXIT_REASON_STOP", "EXIT_REASON_LENGTH")
     assert settled.exit_reason == "EXIT_REASON_SETTLED"
-    assert settled.summary.completion_tokens < full.summary.completion_tokens - 20
-    # Greedy decoding: the settled text is where the full one would have gone, cut right
-    # after the answer (no trailing chatter).
-    assert full.summary.text.startswith(settled.summary.text)
+    assert settled.summary.completion_tokens < full.summary.completion_tokens
+    # Cut right after the answer (no trailing chatter). (The full text is not compared
+    # word for word: the second call reads its prompt from the KV cache, and a near tie
+    # between two tokens may then go the other way.)
     assert settled.summary.answer_found
-    assert settled.summary.final_answer == full.summary.final_answer == "yes"
-    assert settled.summary.text.rstrip('".\n ').endswith("yes")
+    assert settled.summary.final_answer in {"yes", "no"}
+    span = find_answer(settled.summary.text, AnswerFormat.YES_NO, marked_only=True)
+    assert span is not None and span.complete and span.value == settled.summary.final_answer
+    # It settled at the token that completed the answer, not later.
+    before = settled.summary.text[: -len(settled.deltas[-1].text) or None]
+    earlier = find_answer(before, AnswerFormat.YES_NO, marked_only=True)
+    assert earlier is None or earlier.start != span.start or not earlier.complete
+    # The line it settled on is no list item.
+    line = settled.summary.text[settled.summary.text.rfind("\n", 0, span.start) + 1 :]
+    assert not re.match(r"\s*\d+[.)]", line)
     assert not settled.summary.escalate
 
 
 def test_an_answer_in_a_list_item_does_not_settle(edge_server: EdgeWorkerProcess) -> None:
-    # Step by step, the model answers this with a numbered list ("1. The answer is 1.\n2.
-    # The answer is 1.\n..."): an answer marked in a list item is one step, which the next
-    # item may contradict, so SETTLED waits for an answer line outside a list. Only
-    # SETTLED is on here; it never fires, and the list runs to max_tokens.
+    # Step by step, the model answers this with a numbered list (on the build these tests
+    # were written on, "1. The answer is 1.\n2. The answer is 1.\n..."): an answer marked
+    # in a list item is one step, which the next item may contradict. Only SETTLED is on:
+    # wherever it fires, the line it settled on is no list item; else it ran on.
     request = ask(
         "How many legs does a dog have?",
         answer_format=common_pb2.ANSWER_FORMAT_NUMBER,
@@ -71,9 +85,15 @@ def test_an_answer_in_a_list_item_does_not_settle(edge_server: EdgeWorkerProcess
     )
     with edge_stub(edge_server.target) as stub:
         result = generate(stub, request)
-    assert result.summary.text.startswith("1. The answer is 1.\n2. The answer is 1.")
-    assert result.exit_reason == "EXIT_REASON_LENGTH"
-    assert result.summary.final_answer == "1"
+    text = result.summary.text
+    if result.exit_reason == "EXIT_REASON_SETTLED":
+        span = find_answer(text, AnswerFormat.NUMBER, marked_only=True)
+        assert span is not None
+        assert not re.match(r"\s*\d+[.)]", text[text.rfind("\n", 0, span.start) + 1 :])
+    else:
+        assert result.exit_reason in ("EXIT_REASON_LENGTH", "EXIT_REASON_STOP")
+    # Whatever came, the answer reported is the one the format's rule finds in the text.
+    assert result.summary.final_answer == (extract_answer(text, AnswerFormat.NUMBER) or "")
 
 
 def test_info_reports_the_model_and_measured_speed(edge_server: EdgeWorkerProcess) -> None:
