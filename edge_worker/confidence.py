@@ -21,14 +21,17 @@ class TokenChoice:
     token: int
     logprob: float
     entropy: float
+    # Log-probabilities of the answer format's option tokens (`edge_worker.options`).
+    options: npt.NDArray[np.float32] | None = None
 
 
 class TokenScorer:
     """Chooses the greedy token from a logits row and scores it; reuses one buffer."""
 
-    def __init__(self, n_vocab: int) -> None:
+    def __init__(self, n_vocab: int, option_ids: npt.NDArray[np.intp] | None = None) -> None:
         self._shifted = np.empty(n_vocab, dtype=np.float32)
         self._exp = np.empty(n_vocab, dtype=np.float32)
+        self._option_ids = option_ids
 
     def choose(self, logits: npt.NDArray[np.float32]) -> TokenChoice:
         token = int(logits.argmax())
@@ -37,7 +40,10 @@ class TokenScorer:
         total = float(self._exp.sum(dtype=np.float64))
         log_total = math.log(total)
         expected_shift = float(self._exp.dot(self._shifted)) / total
-        return TokenChoice(token, -log_total, max(0.0, log_total - expected_shift))
+        options = None
+        if self._option_ids is not None:
+            options = self._shifted[self._option_ids] - np.float32(log_total)
+        return TokenChoice(token, -log_total, max(0.0, log_total - expected_shift), options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,8 @@ class ConfidenceSummary:
     answer_mean_logprob: float
     min_window_mean_logprob: float
     score: float
+    # P(the chosen option) / P(any option) at the answer's token; 0 without options.
+    option_share: float = 0.0
 
 
 @dataclass
@@ -85,7 +93,9 @@ class ConfidenceTracker:
         chosen = self.logprobs[first:last]
         return sum(chosen) / len(chosen) if chosen else 0.0
 
-    def summary(self, answer_mean_logprob: float | None) -> ConfidenceSummary:
+    def summary(
+        self, answer_mean_logprob: float | None, option_share: float = 0.0
+    ) -> ConfidenceSummary:
         if not self.logprobs:
             return ConfidenceSummary(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         mean_logprob = sum(self.logprobs) / len(self.logprobs)
@@ -101,4 +111,5 @@ class ConfidenceTracker:
             answer_mean_logprob=answer_mean_logprob or 0.0,
             min_window_mean_logprob=window_min,
             score=math.exp(basis),
+            option_share=option_share,
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from edge_worker.confidence import ConfidenceSummary, ConfidenceTracker, TokenChoice
+from edge_worker.options import OptionTokens, answer_token
 from sllm.answers import AnswerFormat, AnswerSpan, find_answer
 
 # A line that opens a list item ("2.", "3)", "- ", "Step 4:"): an answer marked there is one
@@ -62,10 +63,15 @@ class ExitJudge:
     is not generated, so it is not part of the reported text).
     """
 
-    def __init__(self, primer: str, fmt: AnswerFormat, rules: ExitRules) -> None:
+    def __init__(
+        self, primer: str, fmt: AnswerFormat, rules: ExitRules,
+        options: OptionTokens | None = None,
+    ) -> None:
         self._primer = primer
         self._fmt = fmt
         self._rules = rules
+        self._options = options
+        self._choices: list[TokenChoice] = []
         self._text = primer
         self._token_ends: list[int] = []  # end offset in the text of every token
         self._tracker = ConfidenceTracker(window=rules.collapse_window)
@@ -83,6 +89,8 @@ class ExitJudge:
     def add(self, piece: str, choice: TokenChoice) -> ExitReason | None:
         """Takes the next token; SETTLED or COLLAPSE when generation should stop here."""
         self._tracker.add(choice)
+        if self._options is not None:
+            self._choices.append(choice)
         self._text += piece
         self._token_ends.append(len(self._text))
         self._pieces.append(piece)
@@ -136,7 +144,8 @@ class ExitJudge:
     def _answer_logprob(self, span: AnswerSpan) -> float:
         """Mean log-probability of the tokens overlapping the answer's characters."""
         ends, final = self._token_ends, len(self._token_ends) - 1
-        first = next((i for i, end in enumerate(ends) if end > span.start), final)
+        first = answer_token(ends, span.start)
+        first = final if first is None else first
         last = next((i for i, end in enumerate(ends) if end >= span.end), final)
         return self._tracker.mean_over(first, last + 1)
 
@@ -169,6 +178,14 @@ class ExitJudge:
             )
         return collapsed
 
+    def _option_share(self, answer: AnswerSpan) -> float:
+        index = answer_token(self._token_ends, answer.start)
+        if self._options is None or index is None:
+            return 0.0
+        choice = self._choices[index]
+        assert choice.options is not None
+        return self._options.share(choice.options, choice.token, answer.value)
+
     def finish(self, tail: str = "") -> Judged:
         """The outcome, once generation stopped; `tail` is text still held by the decoder."""
         text = self._text + tail
@@ -179,6 +196,8 @@ class ExitJudge:
         return Judged(
             text=text[len(self._primer) :],
             final_answer=None if answer is None else answer.value,
-            confidence=self._tracker.summary(answer_mean),
+            confidence=self._tracker.summary(
+                answer_mean, 0.0 if answer is None else self._option_share(answer)
+            ),
             completion_tokens=self.completion_tokens,
         )

@@ -18,7 +18,9 @@ import structlog
 
 from edge_worker.generation import Delta, GenerationResult, PreparedGeneration, generate
 from edge_worker.metrics import EdgeMetrics
+from edge_worker.options import OptionTokens, option_tokens
 from edge_worker.protocols import ServedModel
+from sllm.answers import AnswerFormat
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +52,8 @@ class EdgeEngine:
         self._metrics = metrics
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-model")
         self._in_flight = 0
+        # Found on the model thread at a format's first request (a pass over the vocabulary).
+        self._options: dict[AnswerFormat, OptionTokens | None] = {}
 
     @property
     def queue_depth(self) -> int:
@@ -84,7 +88,15 @@ class EdgeEngine:
         def run() -> GenerationResult:
             started.append(time.perf_counter())
             try:
-                return generate(self.model, job, emit, cancelled, clock=self._clock)
+                fmt = job.answer_format
+                if fmt not in self._options:
+                    self._options[fmt] = option_tokens(
+                        self.model.n_vocab, self.model.token_bytes, fmt
+                    )
+                return generate(
+                    self.model, job, emit, cancelled, clock=self._clock,
+                    options=self._options[fmt],
+                )
             finally:
                 loop.call_soon_threadsafe(deltas.put_nowait, None)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from edge_worker.confidence import ConfidenceSummary, TokenScorer
 from edge_worker.early_exit import ExitJudge, ExitReason, ExitRules
+from edge_worker.options import OptionTokens
 from edge_worker.prompts import ReasoningMode
 from edge_worker.protocols import TokenModel
 from sllm.answers import AnswerFormat
@@ -91,12 +92,14 @@ def generate(
     cancelled: threading.Event,
     *,
     clock: Callable[[], float] = time.monotonic,
+    options: OptionTokens | None = None,
 ) -> GenerationResult:
-    """Runs `job` on `model` under its lock; `clock` reads the time `job.deadline` is on."""
+    """Runs `job` on `model` under its lock; `clock` reads the time `job.deadline` is on;
+    `options`: the tokens of the answer format's options, to report the answer's share."""
     with model.lock:
         started = time.perf_counter()
-        scorer = TokenScorer(model.n_vocab)
-        judge = ExitJudge(job.primer, job.answer_format, job.rules)
+        scorer = TokenScorer(model.n_vocab, None if options is None else options.ids)
+        judge = ExitJudge(job.primer, job.answer_format, job.rules, options)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         limit = min(job.max_tokens, model.n_ctx - len(job.prompt_tokens))
         # A job that waited past its deadline (or whose caller left) never touches the model.

@@ -42,6 +42,9 @@ class EdgeSignals:
     completion_tokens: int = 0
     answer_found: bool = False
     exit_reason: ExitReason = ""
+    # CHOICE_LETTER / YES_NO: the chosen option's share of the options' probability at
+    # the answer's token (0: no options, or an edge that does not report it).
+    option_share: float = 0.0
 
     @classmethod
     def from_summary(cls, summary: edge_pb2.EdgeSummary) -> EdgeSignals:
@@ -60,6 +63,7 @@ class EdgeSignals:
             completion_tokens=summary.completion_tokens,
             answer_found=summary.answer_found,
             exit_reason=_exit_reason(reason),
+            option_share=confidence.option_share,
         )
 
     @classmethod
@@ -107,6 +111,7 @@ _NUMERIC_FIELDS = (
     "confidence_score",
     "completion_tokens",
     "answer_found",
+    "option_share",
 )
 _FIELD_TYPES: dict[str, type] = {
     name: (int if name == "completion_tokens" else bool if name == "answer_found" else float)

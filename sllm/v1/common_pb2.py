@@ -24,23 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sllm/v1/common.proto\x12\x07sllm.v1\";\n\x0b\x43hatMessage\x12\x1b\n\x04role\x18\x01 \x01(\x0e\x32\r.sllm.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xaf\x01\n\nConfidence\x12\x14\n\x0cmean_logprob\x18\x01 \x01(\x02\x12\x13\n\x0bmin_logprob\x18\x02 \x01(\x02\x12\x14\n\x0cmean_entropy\x18\x03 \x01(\x02\x12\x13\n\x0bmax_entropy\x18\x04 \x01(\x02\x12\x1b\n\x13\x61nswer_mean_logprob\x18\x05 \x01(\x02\x12\x1f\n\x17min_window_mean_logprob\x18\x06 \x01(\x02\x12\r\n\x05score\x18\x07 \x01(\x02*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03*k\n\rReasoningMode\x12\x1e\n\x1aREASONING_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15REASONING_MODE_DIRECT\x10\x01\x12\x1f\n\x1bREASONING_MODE_STEP_BY_STEP\x10\x02*\x9f\x01\n\x0c\x41nswerFormat\x12\x1d\n\x19\x41NSWER_FORMAT_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41NSWER_FORMAT_FREE_TEXT\x10\x01\x12\x18\n\x14\x41NSWER_FORMAT_NUMBER\x10\x02\x12\x1f\n\x1b\x41NSWER_FORMAT_CHOICE_LETTER\x10\x03\x12\x18\n\x14\x41NSWER_FORMAT_YES_NO\x10\x04*\xa2\x01\n\nExitReason\x12\x1b\n\x17\x45XIT_REASON_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XIT_REASON_SETTLED\x10\x01\x12\x18\n\x14\x45XIT_REASON_COLLAPSE\x10\x02\x12\x16\n\x12\x45XIT_REASON_BUDGET\x10\x03\x12\x16\n\x12\x45XIT_REASON_LENGTH\x10\x04\x12\x14\n\x10\x45XIT_REASON_STOP\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sllm/v1/common.proto\x12\x07sllm.v1\";\n\x0b\x43hatMessage\x12\x1b\n\x04role\x18\x01 \x01(\x0e\x32\r.sllm.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xc5\x01\n\nConfidence\x12\x14\n\x0cmean_logprob\x18\x01 \x01(\x02\x12\x13\n\x0bmin_logprob\x18\x02 \x01(\x02\x12\x14\n\x0cmean_entropy\x18\x03 \x01(\x02\x12\x13\n\x0bmax_entropy\x18\x04 \x01(\x02\x12\x1b\n\x13\x61nswer_mean_logprob\x18\x05 \x01(\x02\x12\x1f\n\x17min_window_mean_logprob\x18\x06 \x01(\x02\x12\r\n\x05score\x18\x07 \x01(\x02\x12\x14\n\x0coption_share\x18\x08 \x01(\x02*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03*k\n\rReasoningMode\x12\x1e\n\x1aREASONING_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15REASONING_MODE_DIRECT\x10\x01\x12\x1f\n\x1bREASONING_MODE_STEP_BY_STEP\x10\x02*\x9f\x01\n\x0c\x41nswerFormat\x12\x1d\n\x19\x41NSWER_FORMAT_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41NSWER_FORMAT_FREE_TEXT\x10\x01\x12\x18\n\x14\x41NSWER_FORMAT_NUMBER\x10\x02\x12\x1f\n\x1b\x41NSWER_FORMAT_CHOICE_LETTER\x10\x03\x12\x18\n\x14\x41NSWER_FORMAT_YES_NO\x10\x04*\xa2\x01\n\nExitReason\x12\x1b\n\x17\x45XIT_REASON_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XIT_REASON_SETTLED\x10\x01\x12\x18\n\x14\x45XIT_REASON_COLLAPSE\x10\x02\x12\x16\n\x12\x45XIT_REASON_BUDGET\x10\x03\x12\x16\n\x12\x45XIT_REASON_LENGTH\x10\x04\x12\x14\n\x10\x45XIT_REASON_STOP\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sllm.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=272
-  _globals['_ROLE']._serialized_end=352
-  _globals['_REASONINGMODE']._serialized_start=354
-  _globals['_REASONINGMODE']._serialized_end=461
-  _globals['_ANSWERFORMAT']._serialized_start=464
-  _globals['_ANSWERFORMAT']._serialized_end=623
-  _globals['_EXITREASON']._serialized_start=626
-  _globals['_EXITREASON']._serialized_end=788
+  _globals['_ROLE']._serialized_start=294
+  _globals['_ROLE']._serialized_end=374
+  _globals['_REASONINGMODE']._serialized_start=376
+  _globals['_REASONINGMODE']._serialized_end=483
+  _globals['_ANSWERFORMAT']._serialized_start=486
+  _globals['_ANSWERFORMAT']._serialized_end=645
+  _globals['_EXITREASON']._serialized_start=648
+  _globals['_EXITREASON']._serialized_end=810
   _globals['_CHATMESSAGE']._serialized_start=33
   _globals['_CHATMESSAGE']._serialized_end=92
   _globals['_CONFIDENCE']._serialized_start=95
-  _globals['_CONFIDENCE']._serialized_end=270
+  _globals['_CONFIDENCE']._serialized_end=292
 # @@protoc_insertion_point(module_scope)

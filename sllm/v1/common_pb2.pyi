@@ -155,6 +155,7 @@ class Confidence(_message.Message):
     ANSWER_MEAN_LOGPROB_FIELD_NUMBER: _builtins.int
     MIN_WINDOW_MEAN_LOGPROB_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
+    OPTION_SHARE_FIELD_NUMBER: _builtins.int
     mean_logprob: _builtins.float
     min_logprob: _builtins.float
     mean_entropy: _builtins.float
@@ -165,6 +166,11 @@ class Confidence(_message.Message):
     """Lowest mean log-probability over any sliding window of the generation."""
     score: _builtins.float
     """exp(answer_mean_logprob) when an answer was found, else exp(mean_logprob): in [0, 1]."""
+    option_share: _builtins.float
+    """CHOICE_LETTER and YES_NO answers: at the answer's token, the probability of the chosen
+    option divided by that of all options (every token spelling one: "B", " B", " yes").
+    0 for other formats, no answer, or an answer token that spells no option.
+    """
     def __init__(
         self,
         *,
@@ -175,10 +181,11 @@ class Confidence(_message.Message):
         answer_mean_logprob: _builtins.float = ...,
         min_window_mean_logprob: _builtins.float = ...,
         score: _builtins.float = ...,
+        option_share: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_mean_logprob", b"answer_mean_logprob", "max_entropy", b"max_entropy", "mean_entropy", b"mean_entropy", "mean_logprob", b"mean_logprob", "min_logprob", b"min_logprob", "min_window_mean_logprob", b"min_window_mean_logprob", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_mean_logprob", b"answer_mean_logprob", "max_entropy", b"max_entropy", "mean_entropy", b"mean_entropy", "mean_logprob", b"mean_logprob", "min_logprob", b"min_logprob", "min_window_mean_logprob", b"min_window_mean_logprob", "option_share", b"option_share", "score", b"score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
