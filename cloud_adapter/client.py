@@ -67,13 +67,17 @@ class _OpenedStream:
 class CloudClient:
     """One endpoint (settings.base_url), one model, one breaker."""
 
-    def __init__(self, settings: CloudSettings) -> None:
+    def __init__(
+        self, settings: CloudSettings, *, breaker_clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """`breaker_clock`: what the breaker's cool-down is timed on (a test's own clock)."""
         self._settings = settings
         self.endpoint = settings.base_url
         self._breaker = CircuitBreaker(
             self.endpoint,
             failure_threshold=settings.breaker_failure_threshold,
             cooldown_s=settings.breaker_cooldown_s,
+            clock=breaker_clock,
         )
         self._openai = openai.AsyncOpenAI(
             base_url=settings.base_url,

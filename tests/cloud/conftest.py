@@ -9,6 +9,7 @@ import pytest
 
 from cloud_adapter import CloudClient
 from tests.cloud.fault_proxy import FaultProxy
+from tests.fakes.clock import FakeClock
 from tests.fixtures.cloud import StandInServer, running_standin
 
 MakeClient = Callable[..., CloudClient]
@@ -28,17 +29,19 @@ async def make_client(
     proxy: FaultProxy, standin_server: StandInServer
 ) -> AsyncIterator[MakeClient]:
     """Clients through the proxy, with short backoffs (so that tests stay quick) unless
-    overridden; each test gets its own breaker."""
+    overridden; each test gets its own breaker, timed on `clock` when one is given."""
     clients: list[CloudClient] = []
 
-    def make(**overrides: object) -> CloudClient:
+    def make(clock: FakeClock | None = None, **overrides: object) -> CloudClient:
         settings = standin_server.settings(
             **(
                 {"base_url": proxy.base_url, "backoff_initial_s": 0.05, "backoff_max_s": 0.2}
                 | overrides
             )
         )
-        clients.append(CloudClient(settings))
+        clients.append(
+            CloudClient(settings) if clock is None else CloudClient(settings, breaker_clock=clock)
+        )
         return clients[-1]
 
     yield make

@@ -30,6 +30,7 @@ from tests.cloud.fault_proxy import (
     StallAfterEvents,
     Status,
 )
+from tests.fakes.clock import FakeClock
 from tests.fixtures.cloud import StandInServer
 
 QUESTION = [ChatMessage("user", "Name three colours.")]
@@ -240,10 +241,27 @@ def _breaker_gauge(client: CloudClient) -> float | None:
     return REGISTRY.get_sample_value("sllm_cloud_breaker_state", {"endpoint": client.endpoint})
 
 
+# The breaker's cool-down runs on a FakeClock (tests/fakes/clock.py): these tests move it
+# past the cool-down instead of sleeping through it.
+COOLDOWN_S = 30.0
+
+
+async def _until_requests(proxy: FaultProxy, count: int) -> None:
+    """Waits (on the event loop, at most 5 s) until the proxy has received `count`."""
+    for _ in range(500):
+        if proxy.requests >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the proxy received {proxy.requests} requests, not {count}")
+
+
 async def test_the_breaker_opens_fails_fast_and_closes_after_a_good_probe(
     make_client: MakeClient, proxy: FaultProxy
 ) -> None:
-    client = make_client(max_attempts=1, breaker_failure_threshold=3, breaker_cooldown_s=0.5)
+    clock = FakeClock()
+    client = make_client(
+        clock, max_attempts=1, breaker_failure_threshold=3, breaker_cooldown_s=COOLDOWN_S
+    )
     proxy.inject(Status(503), Reset(), Status(500))
     for _ in range(3):
         assert _state(client) == "closed"
@@ -264,7 +282,9 @@ async def test_the_breaker_opens_fails_fast_and_closes_after_a_good_probe(
     assert proxy.requests == 3
     assert statistics.median(durations) < 0.005, f"median {statistics.median(durations):.4f} s"
 
-    await asyncio.sleep(0.5)  # the cool-down
+    clock.advance(COOLDOWN_S - 0.001)
+    assert _state(client) == "open"
+    clock.advance(0.001)  # the cool-down is over
     assert _state(client) == "half_open"
     result = await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
     assert result.text
@@ -275,12 +295,15 @@ async def test_the_breaker_opens_fails_fast_and_closes_after_a_good_probe(
 async def test_a_failed_probe_opens_the_breaker_again(
     make_client: MakeClient, proxy: FaultProxy
 ) -> None:
-    client = make_client(max_attempts=1, breaker_failure_threshold=2, breaker_cooldown_s=0.3)
+    clock = FakeClock()
+    client = make_client(
+        clock, max_attempts=1, breaker_failure_threshold=2, breaker_cooldown_s=COOLDOWN_S
+    )
     proxy.inject(Status(503), Status(503), Status(503))
     for _ in range(2):
         with pytest.raises(CloudUnavailable):
             await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
-    await asyncio.sleep(0.3)
+    clock.advance(COOLDOWN_S)
 
     with pytest.raises(CloudUnavailable) as caught:
         await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
@@ -291,6 +314,11 @@ async def test_a_failed_probe_opens_the_breaker_again(
         await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
     assert caught.value.breaker_open
     assert proxy.requests == 3
+    # Opened again for a whole new cool-down, counted from the failed probe.
+    clock.advance(COOLDOWN_S - 0.001)
+    assert _state(client) == "open"
+    clock.advance(0.001)
+    assert _state(client) == "half_open"
 
 
 async def test_the_breaker_stops_retries_once_open(
@@ -309,16 +337,19 @@ async def test_the_breaker_stops_retries_once_open(
 async def test_while_the_probe_is_out_other_calls_fail_at_once(
     make_client: MakeClient, proxy: FaultProxy
 ) -> None:
-    client = make_client(max_attempts=1, breaker_failure_threshold=1, breaker_cooldown_s=0.2)
+    clock = FakeClock()
+    client = make_client(
+        clock, max_attempts=1, breaker_failure_threshold=1, breaker_cooldown_s=COOLDOWN_S
+    )
     proxy.inject(Status(503), Delay(0.5))
     with pytest.raises(CloudUnavailable):
         await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
-    await asyncio.sleep(0.2)
+    clock.advance(COOLDOWN_S)
 
     probe = asyncio.create_task(
         client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
     )
-    await asyncio.sleep(0.1)  # the probe is now held by the proxy
+    await _until_requests(proxy, 2)  # the probe is now held by the proxy
     with pytest.raises(CloudUnavailable) as caught:
         await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
     assert caught.value.breaker_open
@@ -331,16 +362,19 @@ async def test_while_the_probe_is_out_other_calls_fail_at_once(
 async def test_a_cancelled_probe_frees_the_way_for_the_next(
     make_client: MakeClient, proxy: FaultProxy
 ) -> None:
-    client = make_client(max_attempts=1, breaker_failure_threshold=1, breaker_cooldown_s=0.2)
+    clock = FakeClock()
+    client = make_client(
+        clock, max_attempts=1, breaker_failure_threshold=1, breaker_cooldown_s=COOLDOWN_S
+    )
     proxy.inject(Status(503), Delay(30))
     with pytest.raises(CloudUnavailable):
         await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
-    await asyncio.sleep(0.2)
+    clock.advance(COOLDOWN_S)
 
     probe = asyncio.create_task(
         client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
     )
-    await asyncio.sleep(0.1)
+    await _until_requests(proxy, 2)  # the probe is now held by the proxy
     probe.cancel()
     with pytest.raises(asyncio.CancelledError):
         await probe

@@ -26,13 +26,8 @@ from sllm.settings import EarlyExitDefaults
 from sllm.v1 import common_pb2, edge_pb2
 from sllm.wire import InvalidRequest
 from tests.edge.calls import Generated, ask
-from tests.fakes.model import (
-    FakeClock,
-    ScriptedModel,
-    Step,
-    expected_entropy,
-    steps,
-)
+from tests.fakes.clock import FakeClock
+from tests.fakes.model import ScriptedModel, Step, expected_entropy, steps
 from tests.fakes.worker import collect, scripted_worker
 
 DEFAULTS = EarlyExitDefaults()

@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from edge_worker.protocols import ServedModel
 from sllm.chat import ChatMessage
+from tests.fakes.clock import FakeClock
 
 END_TOKEN = 0
 # Prompt tokens read between two interruption checks, as edge_worker.model reads them.
@@ -58,19 +59,6 @@ def expected_entropy(logprob: float, n_vocab: int) -> float:
         return 0.0
     other = (1.0 - chosen) / (n_vocab - 1)
     return -chosen * logprob - (1.0 - chosen) * math.log(other)
-
-
-@dataclass
-class FakeClock:
-    """A monotonic clock that moves only when told (a deadline is `now + seconds`)."""
-
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
