@@ -15,11 +15,15 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import CollectorRegistry
 
 from router.edge_client import EdgeCall
+from router.local_edge import LocalEdge
 from sllm.answers import extract_answer
 from sllm.v1 import common_pb2, router_pb2
 from tests.fakes.edge import EdgeReply, ScriptedEdge
+from tests.fakes.model import ScriptedModel, Step
+from tests.fakes.worker import scripted_worker
 from tests.fixtures.cloud import StandInServer
 from tests.fixtures.router import RouterFactory, RunningRouter, closed_cloud
 from tests.router.requests import ask, route_name
@@ -31,7 +35,7 @@ STREAMED = EdgeReply(text="Paris.", final_answer="Paris.", deltas=("Par", "is", 
 
 
 async def start(
-    router_factory: RouterFactory, edge: ScriptedEdge, cloud: Any, **router: Any
+    router_factory: RouterFactory, edge: ScriptedEdge | LocalEdge, cloud: Any, **router: Any
 ) -> RunningRouter:
     return await router_factory(fake_edge=edge, cloud=cloud, **router)
 
@@ -389,3 +393,23 @@ async def test_the_edge_call_follows_the_plan(router_factory: RouterFactory) -> 
     assert call.reasoning_mode == "DIRECT"
     assert 1 <= call.max_tokens < 48 and call.max_tokens == tight.decision.edge_max_tokens
     assert call.time_budget_ms <= tight_ms
+
+
+# The in-process edge on a scripted model ----------------------------------------------------
+
+
+async def test_a_collapse_judged_by_the_real_worker_escalates(
+    router_factory: RouterFactory,
+) -> None:
+    # Everything real but the model: LocalEdge, the worker, the judge. 40 unsure tokens
+    # (-3.0 each) collapse at the 32nd with the default rules; the router escalates, and
+    # with the cloud down returns those 32 tokens degraded.
+    script = [Step(f" word{i}", -3.0) for i in range(40)]
+    edge = LocalEdge(scripted_worker(ScriptedModel(script)), metrics=CollectorRegistry())
+    router = await start(router_factory, edge, closed_cloud(), cascade=0.0)
+    response = await router.stub.Generate(ask(max_tokens=100))
+    assert route_name(response) == "EDGE_FALLBACK" and response.degraded
+    assert response.decision.edge_exit_reason == common_pb2.EXIT_REASON_COLLAPSE
+    assert "the edge's confidence collapsed, so it escalated" in response.decision.reason
+    assert response.text == "".join(str(step.text) for step in script[:32])
+    assert response.completion_tokens == 32
