@@ -18,7 +18,7 @@ import structlog
 
 from edge_worker.generation import Delta, GenerationResult, PreparedGeneration, generate
 from edge_worker.metrics import EdgeMetrics
-from edge_worker.options import OptionTokens, option_tokens
+from edge_worker.options import option_tokens
 from edge_worker.protocols import ServedModel
 from sllm.answers import AnswerFormat
 
@@ -52,8 +52,10 @@ class EdgeEngine:
         self._metrics = metrics
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-model")
         self._in_flight = 0
-        # Found on the model thread at a format's first request (a pass over the vocabulary).
-        self._options: dict[AnswerFormat, OptionTokens | None] = {}
+        # A pass over the vocabulary per format, once, rather than in a request's time.
+        self._options = {
+            fmt: option_tokens(model.n_vocab, model.token_bytes, fmt) for fmt in AnswerFormat
+        }
 
     @property
     def queue_depth(self) -> int:
@@ -88,14 +90,9 @@ class EdgeEngine:
         def run() -> GenerationResult:
             started.append(time.perf_counter())
             try:
-                fmt = job.answer_format
-                if fmt not in self._options:
-                    self._options[fmt] = option_tokens(
-                        self.model.n_vocab, self.model.token_bytes, fmt
-                    )
                 return generate(
                     self.model, job, emit, cancelled, clock=self._clock,
-                    options=self._options[fmt],
+                    options=self._options[job.answer_format],
                 )
             finally:
                 loop.call_soon_threadsafe(deltas.put_nowait, None)

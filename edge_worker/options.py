@@ -5,7 +5,8 @@ token where it wrote the answer.
 The text of a one-letter answer says nothing of how close the runner-up was; a
 distribution with 0.9 on "B" and one with 0.3 on "B", 0.28 on "C" read the same. Every
 token of the vocabulary that spells an option ("B", " B", " yes", "No", ...) is found
-once per model and format; at each generated token only those few logits are read.
+once per model and format (0.1 s for SmolLM2's 49,152 tokens, at the worker's start); at
+each generated token only those few logits are read.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import numpy.typing as npt
 
 from sllm.answers import AnswerFormat
 
-# What a token spells (stripped, lower case) -> the option it stands for, as
-# `sllm.answers.find_answer` normalises it.
+# What a token spells (stripped; yes/no in lower case) -> the option it stands for, as
+# `sllm.answers.find_answer` reads it: choice letters in capitals only (" a" is an article).
 _OPTIONS: dict[AnswerFormat, dict[str, str]] = {
-    AnswerFormat.CHOICE_LETTER: {letter.lower(): letter for letter in "ABCDE"},
+    AnswerFormat.CHOICE_LETTER: {letter: letter for letter in "ABCDE"},
     AnswerFormat.YES_NO: {"yes": "yes", "true": "yes", "no": "no", "false": "no"},
 }
 
@@ -54,7 +55,9 @@ def option_tokens(
     ids: list[int] = []
     values: list[str] = []
     for token in range(n_vocab):
-        word = token_bytes(token).decode("utf-8", errors="ignore").strip().lower()
+        word = token_bytes(token).decode("utf-8", errors="ignore").strip()
+        if fmt is AnswerFormat.YES_NO:
+            word = word.lower()
         if word in spelled:
             ids.append(token)
             values.append(spelled[word])

@@ -16,10 +16,11 @@ from tests.fakes.model import ScriptedModel, Step, steps
 from tests.fakes.worker import collect, scripted_worker
 from tests.fixtures.edge import EdgeWorkerProcess
 
-VOCABULARY = [b"", b" A", b"B", b" b", b"C ", b"Yes", b" no", b" False", b" the", b"AB"]
+VOCABULARY = [b"", b" A", b"B", b" B", b"C ", b"Yes", b" no", b" False", b" a", b"AB"]
 
 
 def test_every_spelling_of_an_option_is_found() -> None:
+    # Choice letters in capitals only: " a" is an article.
     letters = option_tokens(len(VOCABULARY), VOCABULARY.__getitem__, AnswerFormat.CHOICE_LETTER)
     assert letters is not None
     assert letters.ids.tolist() == [1, 2, 3, 4]
