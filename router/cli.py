@@ -100,9 +100,10 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from router.export import export
-    from router.store import SQLITE, StoreError, store_url
+    from router.store import SQLITE, StoreError
+    from router.store.cli import chosen_store
 
-    where = args.store or (f"{SQLITE}{args.db}" if args.db else store_url(get_settings().router))
+    where = chosen_store(args.store or (f"{SQLITE}{args.db}" if args.db else None))
     path = Path(where.removeprefix(SQLITE))
     if where.startswith(SQLITE) and not path.is_file():
         print(f"sllm outcomes export: no outcome log at {path}", file=sys.stderr)
@@ -117,6 +118,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
+    from router.store.cli import add_store_option
+    from router.store.cli import register as register_policy
+
+    register_policy(sub)
     up = sub.add_parser(
         "up", help="start the edge worker, a cloud stand-in (unless configured) and the router"
     )
@@ -163,12 +168,7 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     export.add_argument("--out", type=Path, required=True, help="JSONL file to write")
     source = export.add_mutually_exclusive_group()
     source.add_argument("--db", type=Path, help="a SQLite outcome log's file")
-    source.add_argument(
-        "--store",
-        metavar="URL",
-        help="the outcome store, sqlite:///PATH or postgresql://... (default: settings "
-        "router.outcome_store, else router.outcome_db)",
-    )
+    add_store_option(source)
     export.add_argument(
         "--labelled-only", action="store_true", help="only rows that received feedback"
     )

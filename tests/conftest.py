@@ -1,3 +1,8 @@
 """Fixtures shared across test folders live in tests/fixtures/, one module per component."""
 
-pytest_plugins: list[str] = ["tests.fixtures.cloud", "tests.fixtures.edge", "tests.fixtures.router"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.cloud",
+    "tests.fixtures.edge",
+    "tests.fixtures.postgres",
+    "tests.fixtures.router",
+]

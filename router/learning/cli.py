@@ -6,14 +6,20 @@ import argparse
 import hashlib
 import shlex
 import sys
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sllm.cli import SubParsers
 
 if TYPE_CHECKING:
+    from router.learning.thresholds import Target
     from router.outcome_table import OutcomeRow
+    from router.scorer import Policy
+    from router.store.base import OutcomeStore
 
 
 def _sha256(path: Path) -> str:
@@ -113,7 +119,11 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _learn_readme(args: argparse.Namespace, sha256: str, rows: list[OutcomeRow]) -> str:
-    command = ["sllm", "learn", "--data", args.data, "--target", args.target, "--out", args.out]
+    from router.store import shown
+
+    command = [
+        "sllm", "learn", "--data", shown(args.data), "--target", args.target, "--out", args.out
+    ]
     if args.holdout_share is not None:
         command += ["--holdout-share", str(args.holdout_share)]
     if args.confidence is not None:
@@ -124,6 +134,8 @@ def _learn_readme(args: argparse.Namespace, sha256: str, rows: list[OutcomeRow])
         command += ["--refuse-worse-than", args.refuse_worse_than]
     if args.unseen_groups != "meet":
         command += ["--unseen-groups", args.unseen_groups]
+    if args.publish:
+        command += ["--publish"]
     lines = [
         "# Policy",
         "",
@@ -153,33 +165,83 @@ def _learn_readme(args: argparse.Namespace, sha256: str, rows: list[OutcomeRow])
     return "\n".join(lines)
 
 
+@contextmanager
+def _table(data: str) -> Iterator[Path]:
+    """The table at `data`; from an outcome store (a URL), its labelled rows exported."""
+    from router.store import is_store_url
+
+    if not is_store_url(data):
+        yield Path(data)
+        return
+    from router.export import export
+
+    with tempfile.TemporaryDirectory(prefix="sllm-learn-") as scratch:
+        table = Path(scratch) / "table.jsonl"
+        export(data, table, labelled_only=True)
+        yield table
+
+
 def _learn(args: argparse.Namespace) -> int:
     from router.learning.thresholds import Target
-    from router.learning.train import LearningError, learn
-    from router.outcome_table import TableError, read_table
-    from router.scorer import Policy, PolicyError
+    from router.learning.train import LearningError
+    from router.outcome_table import TableError
+    from router.scorer import PolicyError
+    from router.store import StoreError, is_store_url
+    from router.store.cli import opened
 
-    data = Path(args.data)
     try:
         target = Target.parse(args.target)
+        if not args.publish:
+            _learn_policy(args, target, store=None)
+        else:
+            # The store the rows come from, unless another is named.
+            with opened(args.store or (args.data if is_store_url(args.data) else None)) as store:
+                _learn_policy(args, target, store=store)
+    except (TableError, PolicyError, LearningError, StoreError, OSError, ValueError) as error:
+        return _fail(str(error))
+    return 0
+
+
+def _learn_policy(
+    args: argparse.Namespace, target: Target, *, store: OutcomeStore | None
+) -> Policy:
+    """Learns the policy into --out; with a store, against the store's active policy
+    (refused when worse), then published there."""
+    from router.learning.train import learn
+    from router.outcome_table import read_table
+    from router.scorer import Policy
+    from router.store import policies
+
+    with _table(args.data) as data:
         rows = read_table(data)
         sha256 = _sha256(data)
-        baseline = Policy.load(args.refuse_worse_than) if args.refuse_worse_than else None
-        policy = learn(
-            rows,
-            target=target,
-            out=Path(args.out),
-            data_sha256=sha256,
-            **({} if args.holdout_share is None else {"holdout_share": args.holdout_share}),
-            **({} if args.confidence is None else {"confidence": args.confidence}),
-            baseline=baseline,
-            signals=args.signals,
-            readme=_learn_readme(args, sha256, rows),
-            progress=not args.quiet,
-            unseen_groups=args.unseen_groups,
-        )
-    except (TableError, PolicyError, LearningError, OSError, ValueError) as error:
-        return _fail(str(error))
+    baseline: Policy | None = None
+    if args.refuse_worse_than:
+        baseline = Policy.load(args.refuse_worse_than)
+    elif store is not None:
+        baseline = policies.active(store)
+    policy = learn(
+        rows,
+        target=target,
+        out=Path(args.out),
+        data_sha256=sha256,
+        **({} if args.holdout_share is None else {"holdout_share": args.holdout_share}),
+        **({} if args.confidence is None else {"confidence": args.confidence}),
+        baseline=baseline,
+        signals=args.signals,
+        readme=_learn_readme(args, sha256, rows),
+        progress=not args.quiet,
+        unseen_groups=args.unseen_groups,
+    )
+    _print_learned(args, policy)
+    if store is not None:
+        published = policies.publish(store, Path(args.out))
+        print(f"published policy {published.version} (#{published.id}) to {store.where}: "
+              "every router of the store loads it")
+    return policy
+
+
+def _print_learned(args: argparse.Namespace, policy: Policy) -> None:
     validation = policy.manifest.validation
     print(
         f"policy {policy.version} -> {args.out}\n"
@@ -204,7 +266,6 @@ def _learn(args: argparse.Namespace) -> int:
     _print_routers({"held-out rows": validation, "unseen groups": unseen})
     for note in validation["notes"]:
         print(f"  note: {note}")
-    return 0
 
 
 def _print_routers(blocks: dict[str, dict[str, Any]]) -> None:
@@ -279,7 +340,11 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     split.set_defaults(handler=_split)
 
     learn = sub.add_parser("learn", help="learn a policy (scorers + thresholds) from a table")
-    learn.add_argument("--data", required=True, metavar="TABLE")
+    learn.add_argument(
+        "--data", required=True, metavar="TABLE|URL",
+        help="an outcome table, or an outcome store (sqlite:///PATH, postgresql://...) whose "
+        "labelled rows are read directly",
+    )
     learn.add_argument(
         "--target", required=True, metavar="quality=Q|cloud_share=S",
         help="quality=0.95: keep 95%% of always-cloud quality with the fewest cloud calls; "
@@ -310,6 +375,17 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
         "--note", action="append", default=[], metavar="COMMAND",
         help="a command that made the table, written before the learn command in the "
         "policy's README.md (repeatable)",
+    )
+    learn.add_argument(
+        "--publish", action="store_true",
+        help="publish the policy to the outcome store, where every router of a fleet picks "
+        "it up; refused, and nothing published, when it does worse than the store's active "
+        "policy (or --refuse-worse-than's)",
+    )
+    learn.add_argument(
+        "--store", metavar="URL",
+        help="the store --publish writes to (default: --data's when it is a store, else "
+        "settings router.outcome_store, else router.outcome_db)",
     )
     learn.add_argument("--quiet", action="store_true", help="no progress bar")
     learn.set_defaults(handler=_learn)

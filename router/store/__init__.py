@@ -10,7 +10,7 @@ from pathlib import Path
 from router.store.base import OutcomeStore, StoreError
 from sllm.settings import RouterSettings
 
-__all__ = ["OutcomeStore", "StoreError", "is_store_url", "open_store", "store_url"]
+__all__ = ["OutcomeStore", "StoreError", "is_store_url", "open_store", "shown", "store_url"]
 
 SQLITE = "sqlite:///"
 POSTGRES = ("postgresql://", "postgres://")
@@ -23,6 +23,15 @@ def store_url(settings: RouterSettings) -> str:
 
 def is_store_url(text: str) -> bool:
     return text.startswith((SQLITE, *POSTGRES))
+
+
+def shown(where: str) -> str:
+    """A store's URL as a message or a file may show it: without its password."""
+    if where.startswith(POSTGRES):
+        from router.store.postgres import redacted
+
+        return redacted(where)
+    return where
 
 
 def open_store(where: str | Path) -> OutcomeStore:

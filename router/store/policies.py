@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from router.scorer import Policy, PolicyError
+from router.store.base import OutcomeStore, PublishedPolicy
 
 
 def pack(directory: Path) -> dict[str, bytes]:
@@ -28,3 +29,16 @@ def load(files: Mapping[str, bytes]) -> Policy:
     with tempfile.TemporaryDirectory(prefix="sllm-published-policy-") as scratch:
         unpack(files, Path(scratch))
         return Policy.load(scratch)
+
+
+def publish(store: OutcomeStore, directory: Path) -> PublishedPolicy:
+    """Publishes a policy directory that loads (a broken one raises PolicyError here,
+    before any router sees it)."""
+    policy = Policy.load(directory)
+    return store.publish_policy(policy.version, pack(directory))
+
+
+def active(store: OutcomeStore) -> Policy | None:
+    """The store's active published policy, loaded; None when none was published."""
+    published = store.active_policy()
+    return None if published is None else load(store.policy_files(published.id))

@@ -1,17 +1,13 @@
-"""The SQLite outcome log: hashing by default, feedback, a newer schema refused, restarts."""
+"""The SQLite outcome log: hashing by default, feedback, restarts (schemas:
+tests/store/test_migrations.py)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
-
-import pytest
 
 from router.outcomes import LoggedRequest, OutcomeLog, prompt_sha256
 from router.record import BudgetSeen, DecisionRecord, RouteResult
-from router.store import open_store
-from router.store.base import SchemaTooNew
 from sllm.chat import ChatMessage
 
 QUESTION = "What is the capital of France?"
@@ -88,12 +84,3 @@ async def test_feedback_attaches_to_a_logged_row_and_survives_a_reopen(tmp_path:
     (row,) = list(again.rows())
     assert (row["feedback_score"], row["feedback_source"]) == (0.0, "user")
     again.close()
-
-
-def test_a_log_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "log.sqlite3"
-    open_store(path).close()
-    with sqlite3.connect(path) as raw:
-        raw.execute("INSERT INTO schema_version VALUES (99, 0)")
-    with pytest.raises(SchemaTooNew, match="schema 99"):
-        open_store(path)

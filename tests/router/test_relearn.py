@@ -73,8 +73,9 @@ def logged(request_id: str, prompt: str) -> LoggedRequest:
 
 
 async def write_log(
-    db: Path, rows: list[tuple[str, str, bool]], *, store_prompts: bool = True
+    db: str | Path, rows: list[tuple[str, str, bool]], *, store_prompts: bool = True
 ) -> None:
+    """`db`: a store's URL, or a SQLite file's path."""
     log = OutcomeLog(db, store_prompts=store_prompts, queue_size=1000)
     try:
         for request_id, prompt, _ in rows:
