@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from bench import replay_cloud
+from bench import replay_cloud, store
 from bench.live import cli as live
 from sllm.cli import SubParsers
 
@@ -30,4 +30,5 @@ def register(sub: SubParsers) -> None:
         parser.add_argument("--quick", action="store_true", help="a short run (< 3 minutes)")
         parser.set_defaults(handler=_run, benchmark=name)
     replay_cloud.register(bench_sub)
+    store.register(bench_sub)
     live.register(bench_sub)
