@@ -356,6 +356,8 @@ def test_every_sllm_variable_is_a_settings_field_that_takes_its_value(
                     actual = field_value(settings, path)
                     if isinstance(actual, SecretStr):
                         actual = actual.get_secret_value()
+                    elif isinstance(actual, bool):
+                        actual = str(actual).lower()
                     assert str(actual) == value, f"{directory} {container['name']} {name}"
                     checked += 1
     assert checked >= 20
