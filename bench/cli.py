@@ -13,6 +13,7 @@ from sllm.cli import SubParsers
 BENCHMARKS = {
     "edge": "edge worker throughput vs bare llama-cpp-python, and early exit on vs off",
     "router": "decision overhead, and latency added by the router over the edge worker",
+    "http": "latency the HTTP door adds over the gRPC door, same router, same request",
 }
 
 

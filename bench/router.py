@@ -70,7 +70,7 @@ def _query(text: str) -> Query:
     )
 
 
-def _percentile(samples: list[float], share: float) -> float:
+def percentile(samples: list[float], share: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
@@ -117,15 +117,22 @@ async def measure_decisions(rounds: int, scratch: Path) -> Decisions:
     return Decisions(wall=decisions, cpu=cpu, scorer=scorer)
 
 
-@contextmanager
-def _router_process(edge_target: str, scratch: Path) -> Iterator[str]:
-    scratch.mkdir()
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def router_process(edge_target: str, scratch: Path, *, http_port: int = 0) -> Iterator[str]:
+    """`sllm router serve` on a free port (its HTTP door on `http_port`; 0: none)."""
+    scratch.mkdir()
+    port = free_port()
     env = {
         **os.environ,
         "SLLM_ROUTER__METRICS_PORT": "0",
+        "SLLM_ROUTER__HTTP_PORT": str(http_port),
         "SLLM_ROUTER__OUTCOME_DB": str(scratch / "outcomes.sqlite3"),
         "SLLM_LOG__LEVEL": "warning",
     }
@@ -150,7 +157,7 @@ def _router_process(edge_target: str, scratch: Path) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-async def _wait_serving(target: str, timeout_s: float = 60.0) -> None:
+async def wait_serving(target: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     async with grpc.aio.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -231,23 +238,23 @@ async def _main(quick: bool) -> int:
         edge = start_edge_worker()
         try:
             with (
-                _router_process(IN_PROCESS, scratch / "in-process") as in_process,
-                _router_process(edge.target, scratch / "grpc") as over_grpc,
+                router_process(IN_PROCESS, scratch / "in-process") as in_process,
+                router_process(edge.target, scratch / "grpc") as over_grpc,
             ):
                 routers = {"in_process": in_process, "grpc_edge": over_grpc}
                 for target in routers.values():
-                    await _wait_serving(target)
+                    await wait_serving(target)
                 calls = await measure_added_latency(edge.target, routers, call_rounds)
         finally:
             edge.stop()
     local, remote = calls["in_process"], calls["grpc_edge"]
     figures = {
         "decision_p50_ms": statistics.median(decisions.wall),
-        "decision_p99_ms": _percentile(decisions.wall, 0.99),
+        "decision_p99_ms": percentile(decisions.wall, 0.99),
         "decision_cpu_p50_ms": statistics.median(decisions.cpu),
-        "decision_cpu_p99_ms": _percentile(decisions.cpu, 0.99),
+        "decision_cpu_p99_ms": percentile(decisions.cpu, 0.99),
         "scorer_p50_ms": statistics.median(decisions.scorer),
-        "scorer_p99_ms": _percentile(decisions.scorer, 0.99),
+        "scorer_p99_ms": percentile(decisions.scorer, 0.99),
         "direct_p50_ms": statistics.median(local.direct + remote.direct),
         "added_p50_ms": local.added_p50_ms,
         "added_paired_p50_ms": local.added_paired_p50_ms,

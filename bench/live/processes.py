@@ -44,7 +44,14 @@ def start_router(*args: str, env: dict[str, str], log_path: Path) -> RouterProce
     with log_path.open("wb") as log:
         process = children.popen(
             [sys.executable, "-m", "sllm", "router", "serve", "--port", "0", *args],
-            env={**os.environ, "SLLM_LOG__FORMAT": "json", "SLLM_LOG__LEVEL": "info", **env},
+            env={
+                **os.environ,
+                "SLLM_LOG__FORMAT": "json",
+                "SLLM_LOG__LEVEL": "info",
+                # No HTTP door unless asked: routers started side by side would share a port.
+                "SLLM_ROUTER__HTTP_PORT": "0",
+                **env,
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
         )

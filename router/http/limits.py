@@ -1,4 +1,7 @@
-"""413 for a request body over the configured limit, before anything parses it."""
+"""413 for a request body over the configured limit, before anything parses it.
+
+FastAPI's own `max_body_size` answers a body declared too large in plain text, whatever
+the app's error handlers say; OpenAI clients expect the error in OpenAI's shape."""
 
 from __future__ import annotations
 
