@@ -25,6 +25,7 @@ from bench.router import (
     ONE_TOKEN_QUESTION,
     free_port,
     percentile,
+    print_verdicts,
     router_process,
     wait_serving,
 )
@@ -139,10 +140,7 @@ async def _main(quick: bool) -> int:
         f"{figures['added_httpx_p50_ms']:.2f} ms "
         f"(paired {figures['added_httpx_paired_p50_ms']:.2f})"
     )
-    for key, limit in TARGETS.items():
-        verdict = "met" if figures[key] <= limit else "MISSED"
-        print(f"target {key} <= {limit}: {verdict}")
-    print(" ".join(f"{key}={value:.4f}" for key, value in figures.items()))
+    print_verdicts(figures, TARGETS)
     return 0
 
 

@@ -75,6 +75,14 @@ def percentile(samples: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def print_verdicts(figures: dict[str, float], targets: dict[str, float]) -> None:
+    """Each target met or missed, then the figures as key=value pairs on the last line."""
+    for key, limit in targets.items():
+        verdict = "met" if figures[key] <= limit else "MISSED"
+        print(f"target {key} <= {limit}: {verdict}")
+    print(" ".join(f"{key}={value:.4f}" for key, value in figures.items()))
+
+
 @dataclass
 class Decisions:
     """Milliseconds per `Router.decide` over real questions (no tier is called): wall time,
@@ -290,10 +298,7 @@ async def _main(quick: bool) -> int:
             f"{one.added_p50_ms:.2f} ms (paired {one.added_paired_p50_ms:.2f}; router's "
             f"own work around the edge call {statistics.median(one.inside_router):.2f})"
         )
-    for key, limit in TARGETS.items():
-        verdict = "met" if figures[key] <= limit else "MISSED"
-        print(f"target {key} <= {limit}: {verdict}")
-    print(" ".join(f"{key}={value:.4f}" for key, value in figures.items()))
+    print_verdicts(figures, TARGETS)
     return 0
 
 
