@@ -29,7 +29,7 @@ from router.record import BudgetSeen, DecisionRecord, RouteResult
 from router.shadow import ShadowExplorer
 from router.signals import EdgeSignals
 from router.spend import Hold
-from router.stats import LiveStats
+from router.stats import LiveStats, RecentDecision
 from sllm.settings import RouterSettings
 
 log = structlog.get_logger("router")
@@ -211,6 +211,18 @@ class Router:
         if decision.edge_error and "UNAVAILABLE" in decision.edge_error:
             self.edge_available = False
         self.stats.count(result.route, escalated=escalated, missed_deadline=missed)
+        self.stats.recent.appendleft(
+            RecentDecision(
+                request_id=result.request_id,
+                at=time.time(),
+                route=result.route,
+                reason=decision.reason,
+                total_ms=decision.timings.total_ms,
+                edge_ms=decision.timings.edge_ms,
+                cloud_ms=decision.timings.cloud_ms,
+                prompt=query.text if self.settings.store_prompts else None,
+            )
+        )
         metrics.REQUESTS.labels(result.route, result.reasoning_mode or "CLOUD").inc()
         metrics.REQUEST_SECONDS.labels(result.route).observe(decision.timings.total_ms / 1000.0)
         metrics.ESCALATIONS.inc(escalated)

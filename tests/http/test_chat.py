@@ -150,6 +150,12 @@ async def test_the_openapi_document_describes_the_door(real_router: RouterFactor
     async with httpx2.AsyncClient(base_url=router.http_url) as http:
         document = (await http.get("/openapi.json")).json()
     paths = document["paths"]
-    assert set(paths) == {"/v1/chat/completions", "/v1/models", "/healthz", "/v1/feedback"}
+    assert set(paths) == {
+        "/v1/chat/completions",
+        "/v1/models",
+        "/healthz",
+        "/v1/feedback",
+        "/status",
+    }
     responses = paths["/v1/chat/completions"]["post"]["responses"]
     assert "422" not in responses and {"4XX", "5XX"} <= set(responses)
