@@ -1,5 +1,6 @@
 """`sllm bench edge|router`: each benchmark module exposes `run(quick: bool) -> int`;
-`sllm bench replay-cloud` starts a server for benchmarks (its own options)."""
+`sllm bench replay-cloud` starts a server for benchmarks, `sllm bench live|signals` have
+their own options too."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import importlib
 
 from bench import replay_cloud, store
 from bench.live import cli as live
+from bench.signals import cli as signals
 from sllm.cli import SubParsers
 
 BENCHMARKS = {
@@ -33,3 +35,4 @@ def register(sub: SubParsers) -> None:
     replay_cloud.register(bench_sub)
     store.register(bench_sub)
     live.register(bench_sub)
+    signals.register(bench_sub)

@@ -2,8 +2,9 @@
 
 A policy directory (written by `sllm learn`, format in docs/learning.md) holds
 policy.json (thresholds, model files, training-data hash, validation metrics),
-scorer.onnx (query text -> p_edge_ok, used before generation) and optionally
-cascade.onnx (query, edge answer and signals -> p_edge_ok, used after the edge answered).
+scorer.onnx (query text, or its sentence embedding, -> p_edge_ok, used before
+generation) and optionally cascade.onnx (query, edge answer and signals -> p_edge_ok,
+used after the edge answered).
 `Policy.load` checks all of it up front, so a bad directory fails there with a message
 that says what is wrong, never in the middle of a request.
 """
@@ -21,6 +22,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from router.embedding.encoder import EncoderUnavailable, SentenceEncoder, shared_encoder
 from router.signals import EdgeSignals, signal_vector, unknown_signals
 
 MANIFEST = "policy.json"
@@ -51,6 +53,20 @@ class CascadeFile(ScorerFile):
     signals: tuple[str, ...] = ()
 
 
+class EmbeddingSpec(BaseModel):
+    """The sentence embedding a difficulty model reads instead of the query's text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str = Field(min_length=1)
+    dimension: int = Field(gt=0)
+    max_tokens: int = Field(gt=0)
+
+
+class DifficultyFile(ScorerFile):
+    embedding: EmbeddingSpec | None = None
+
+
 class PolicyManifest(BaseModel):
     """policy.json. Unknown keys are kept, so a newer learner's extras do not break loading."""
 
@@ -61,7 +77,7 @@ class PolicyManifest(BaseModel):
     created_at: str
     pre_generation_threshold: float = Field(ge=0.0, le=1.0)
     cascade_threshold: float = Field(ge=0.0, le=1.0)
-    scorer: ScorerFile
+    scorer: DifficultyFile
     cascade: CascadeFile | None = None
     training_data_sha256: str = ""
     validation: dict[str, Any] = Field(default_factory=dict)
@@ -119,6 +135,23 @@ def _texts(values: Sequence[str]) -> np.ndarray[Any, np.dtype[np.object_]]:
     return np.array(values, dtype=object).reshape(-1, 1)
 
 
+def _encoder(directory: Path, spec: EmbeddingSpec | None) -> SentenceEncoder | None:
+    if spec is None:
+        return None
+    try:
+        encoder = shared_encoder(spec.max_tokens)
+    except EncoderUnavailable as error:
+        raise PolicyError(
+            f"{directory}: its difficulty model reads {spec.model}; {error}"
+        ) from error
+    if encoder.dimension != spec.dimension:
+        raise PolicyError(
+            f"{directory}: its difficulty model reads {spec.dimension}-dimensional embeddings "
+            f"of {spec.model}; the installed model gives {encoder.dimension}"
+        )
+    return encoder
+
+
 class Policy:
     """One loaded, immutable policy; safe to share between concurrent requests."""
 
@@ -133,6 +166,7 @@ class Policy:
         self.manifest = manifest
         self._scorer = scorer
         self._cascade = cascade
+        self._encoder = _encoder(directory, manifest.scorer.embedding)
         self.loaded_at = time.time()
 
     @classmethod
@@ -167,7 +201,11 @@ class Policy:
             manifest = PolicyManifest.model_validate_json(raw)
         except ValidationError as error:
             raise PolicyError(f"{directory / MANIFEST}: invalid: {error}") from error
-        scorer = _session(directory, handle, manifest.scorer.file, {"text": "tensor(string)"})
+        scorer_input = "text" if manifest.scorer.embedding is None else "embedding"
+        scorer = _session(
+            directory, handle, manifest.scorer.file,
+            {scorer_input: "tensor(string)" if scorer_input == "text" else "tensor(float)"},
+        )
         cascade = None
         if manifest.cascade is not None:
             unknown = unknown_signals(manifest.cascade.signals)
@@ -205,9 +243,14 @@ class Policy:
     def cascade_signals(self) -> tuple[str, ...]:
         return () if self.manifest.cascade is None else self.manifest.cascade.signals
 
+    def _difficulty_feeds(self, queries: Sequence[str]) -> dict[str, Any]:
+        if self._encoder is None:
+            return {"text": _texts(queries)}
+        return {"embedding": self._encoder.embed(queries)}
+
     def p_edge_ok(self, query_text: str) -> float:
         """Before generation: the probability that the edge's answer will be acceptable."""
-        (scores,) = self._scorer.run([OUTPUT], {"text": _text(query_text)})
+        (scores,) = self._scorer.run([OUTPUT], self._difficulty_feeds([query_text]))
         return float(scores[0])
 
     def p_edge_ok_after(self, query_text: str, answer: str, signals: EdgeSignals) -> float:
@@ -227,7 +270,7 @@ class Policy:
         """`p_edge_ok` for many queries in one run (evaluation, learning)."""
         if not queries:
             return np.zeros(0, dtype=np.float32)
-        (scores,) = self._scorer.run([OUTPUT], {"text": _texts(queries)})
+        (scores,) = self._scorer.run([OUTPUT], self._difficulty_feeds(queries))
         return np.asarray(scores, dtype=np.float32)
 
     def p_edge_ok_after_many(

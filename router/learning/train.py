@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,8 +34,11 @@ import onnx
 import structlog
 from tqdm import tqdm
 
+from router.embedding.encoder import MAX_TOKENS, shared_encoder
+from router.embedding.encoder import MODEL as EMBEDDING_MODEL
 from router.learning import metrics
 from router.learning.grouped import Index, NoGroups, OutOfGroup, cross_fit, group_of
+from router.learning.knn import KnnScorer
 from router.learning.model import Inputs, LinearScorer, reads_words
 from router.learning.onnx_export import to_onnx
 from router.learning.thresholds import CONFIDENCE, Operating, Scored, Target, choose
@@ -51,6 +54,12 @@ HOLDOUT_SHARE = 0.25
 MIN_ROWS_PER_CLASS = 10
 # The ONNX graph must agree with scikit-learn this closely (float32 arithmetic).
 ONNX_TOLERANCE = 1e-5
+# What the difficulty model reads: the query's TF-IDF words, or its neighbours in a
+# sentence embedding (`knn`; needs the packaged embedding model, and adds its forward
+# pass, about 10 ms, to every routing decision).
+Difficulty = Literal["tfidf", "embedding-knn"]
+# Queries -> their sentence embeddings.
+Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 
 
 class LearningError(ValueError):
@@ -201,14 +210,19 @@ def _check_classes(labels: npt.NDArray[np.bool_], what: str, advice: str = "") -
 class Models:
     """The fitted difficulty model, and the cascade model where the rows allow one."""
 
-    difficulty: LinearScorer
+    difficulty: LinearScorer | KnnScorer
     cascade: LinearScorer | None
     signal_names: tuple[str, ...]
+    # Set when the difficulty model reads embeddings.
+    embed: Embed | None = None
 
     @classmethod
-    def fit(cls, train: Labelled, signals: str) -> Models:
-        difficulty = LinearScorer().fit(
-            Inputs(text=[row.prompt for row in train.rows]), train.acceptable, train.weights
+    def fit(cls, train: Labelled, signals: str, embed: Embed | None = None) -> Models:
+        prompts = [row.prompt for row in train.rows]
+        difficulty: LinearScorer | KnnScorer = (
+            LinearScorer().fit(Inputs(text=prompts), train.acceptable, train.weights)
+            if embed is None
+            else KnnScorer.fit(embed(prompts), train.acceptable, train.weights)
         )
         answered = train.subset(train.answered)
         names = cascade_signal_names(answered.rows, signals)
@@ -218,12 +232,17 @@ class Models:
             cascade = LinearScorer(signal_names=names, uses_answer=True).fit(
                 cascade_inputs(answered.rows, names), answered.acceptable, answered.weights
             )
-        return cls(difficulty, cascade, names)
+        return cls(difficulty, cascade, names, embed)
 
     def scores(self, rows: Sequence[OutcomeRow]) -> tuple[FloatArray, FloatArray | None]:
         """scikit-learn's p_edge_ok before and after the edge answered (None without a
         cascade model; rows without an answer keep their pre-generation score)."""
-        pre = self.difficulty.predict(Inputs(text=[row.prompt for row in rows]))
+        prompts = [row.prompt for row in rows]
+        if isinstance(self.difficulty, KnnScorer):
+            assert self.embed is not None
+            pre = self.difficulty.predict(self.embed(prompts))
+        else:
+            pre = self.difficulty.predict(Inputs(text=prompts))
         if self.cascade is None:
             return pre, None
         after = pre.copy()
@@ -237,7 +256,9 @@ class Models:
     def notes(self, answered: Labelled) -> list[str]:
         """What the models could not learn from, said in the policy and by `sllm learn`."""
         notes = []
-        if not reads_words(self.difficulty.text_vectorizer):
+        if isinstance(self.difficulty, LinearScorer) and not reads_words(
+            self.difficulty.text_vectorizer
+        ):
             notes.append("the difficulty model reads no word of the queries (none occurs in "
                          "two training queries): it gives every query the same p_edge_ok")
         if self.cascade is None and len(answered.rows):
@@ -253,11 +274,11 @@ class Models:
         return notes
 
 
-def _out_of_group(data: Labelled, signals: str) -> OutOfGroup:
+def _out_of_group(data: Labelled, signals: str, embed: Embed | None) -> OutOfGroup:
     def fit_and_score(train: Index, test: Index) -> tuple[FloatArray, FloatArray | None]:
         part = data.subset(train)
         _check_classes(part.acceptable, "a fold of the groups")
-        return Models.fit(part, signals).scores([data.rows[i] for i in test])
+        return Models.fit(part, signals, embed).scores([data.rows[i] for i in test])
 
     return cross_fit(data.rows, fit_and_score)
 
@@ -304,6 +325,29 @@ def _figures(score: FloatArray, data: Labelled) -> dict[str, float]:
     return metrics.figures(score, data.edge, data.cloud).as_dict()
 
 
+def _table_embedder(rows: Sequence[OutcomeRow]) -> Embed:
+    """Embeds every distinct prompt of the table once; the folds look them up."""
+    prompts = sorted({row.prompt for row in rows})
+    vectors = dict(zip(prompts, shared_encoder().embed(prompts), strict=True))
+    return lambda queries: np.stack([vectors[query] for query in queries])
+
+
+def _scorer_entry(difficulty: LinearScorer | KnnScorer) -> dict[str, Any]:
+    if isinstance(difficulty, LinearScorer):
+        return {
+            "file": "scorer.onnx",
+            "description": "TF-IDF of the query + calibrated logistic regression "
+            f"(C={difficulty.regularisation:g})",
+        }
+    return {
+        "file": "scorer.onnx",
+        "description": f"acceptable share of the {difficulty.k} training queries nearest "
+        "in the sentence embedding",
+        "embedding": {"model": EMBEDDING_MODEL, "dimension": difficulty.dimension,
+                      "max_tokens": MAX_TOKENS},
+    }
+
+
 def learn(
     rows: Sequence[OutcomeRow],
     *,
@@ -317,11 +361,13 @@ def learn(
     readme: str = "",
     progress: bool = False,
     unseen_groups: Literal["meet", "report"] = "meet",
+    difficulty: Difficulty = "tfidf",
 ) -> Policy:
     """Trains, validates and writes a policy directory; returns it loaded. `readme` goes
     to README.md in the directory (how the policy was made). `unseen_groups`: "meet"
     chooses thresholds that meet the target on groups the models never saw too, where
-    any can; "report" chooses them on the held-out rows alone and reports the rest."""
+    any can; "report" chooses them on the held-out rows alone and reports the rest.
+    `difficulty`: what the difficulty model reads (`Difficulty`)."""
     data = Labelled.of(rows)
     if not data.rows:
         raise LearningError("no row has the edge's outcome (edge_score): nothing to learn from")
@@ -339,8 +385,9 @@ def learn(
 
     steps = tqdm(total=4, desc="sllm learn", unit="step", disable=not progress)
     steps.set_postfix_str("models")
-    models = Models.fit(train, signals)
-    difficulty, cascade, names = models.difficulty, models.cascade, models.signal_names
+    embed = None if difficulty == "tfidf" else _table_embedder(data.rows)
+    models = Models.fit(train, signals, embed)
+    cascade, names = models.cascade, models.signal_names
     notes = models.notes(train.subset(train.answered))
     steps.update()
 
@@ -348,7 +395,7 @@ def learn(
     unseen: OutOfGroup | None = None
     also: Scored | None = None
     try:
-        unseen = _out_of_group(data, signals)
+        unseen = _out_of_group(data, signals, embed)
     except (NoGroups, LearningError) as reason:
         unseen_block: dict[str, Any] = {"unavailable": str(reason)}
     else:
@@ -366,7 +413,12 @@ def learn(
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the policy from a router run by another user
     try:
         created = datetime.now(UTC)
-        _write_model(to_onnx(difficulty), staging / "scorer.onnx")
+        _write_model(
+            models.difficulty.to_onnx()
+            if isinstance(models.difficulty, KnnScorer)
+            else to_onnx(models.difficulty),
+            staging / "scorer.onnx",
+        )
         if cascade is not None:
             _write_model(to_onnx(cascade), staging / "cascade.onnx")
         manifest: dict[str, Any] = {
@@ -376,11 +428,7 @@ def learn(
             # Placeholders until the thresholds are chosen with the exported models.
             "pre_generation_threshold": 0.0,
             "cascade_threshold": 0.0,
-            "scorer": {
-                "file": "scorer.onnx",
-                "description": "TF-IDF of the query + calibrated logistic regression "
-                f"(C={difficulty.regularisation:g})",
-            },
+            "scorer": _scorer_entry(models.difficulty),
             "cascade": None
             if cascade is None
             else {
