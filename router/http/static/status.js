@@ -106,7 +106,7 @@ async function send() {
         answer.textContent = "";
         $("decision").textContent = `reset: ${sllm.reset.reason}`;
       } else if (sllm) {
-        $("decision").textContent = `${sllm.route}: ${sllm.decision.reason}`;
+        $("decision").textContent = sllm.decision.reason;
       }
       const delta = chunk.choices[0]?.delta?.content;
       if (delta) answer.textContent += delta;
