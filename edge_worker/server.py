@@ -10,11 +10,12 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
 
 from edge_worker.service import SERVICE_NAME, EdgeWorkerServicer, add_to_server
 from edge_worker.worker import EdgeWorker, load_worker
+from sllm.metrics_server import serve_metrics
 from sllm.settings import EdgeSettings
+from sllm.tls import add_port
 
 log = structlog.get_logger(__name__)
 
@@ -49,12 +50,12 @@ async def start(settings: EdgeSettings) -> RunningWorker:
     )
     address = f"{settings.host}:{settings.port}"
     try:
-        port = server.add_insecure_port(address)
+        port = add_port(server, address, settings.tls)
     except RuntimeError as error:
         raise ListenError(f"cannot listen on {address} (is the port taken?): {error}") from error
     try:
-        metrics_server, _ = start_http_server(
-            settings.metrics_port, addr=settings.host, registry=worker.metrics.registry
+        _, metrics_port = serve_metrics(
+            settings.host, settings.metrics_port, settings.tls, registry=worker.metrics.registry
         )
     except OSError as error:
         raise ListenError(
@@ -63,7 +64,6 @@ async def start(settings: EdgeSettings) -> RunningWorker:
     await server.start()
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    metrics_port = metrics_server.server_address[1]
     log.info(
         "edge.listening",
         port=port,
@@ -74,8 +74,10 @@ async def start(settings: EdgeSettings) -> RunningWorker:
         prefill_tokens_per_s=round(speed.prefill_tokens_per_s, 1),
         decode_tokens_per_s=round(speed.decode_tokens_per_s, 1),
         queue_size=settings.queue_size,
+        tls=settings.tls.enabled,
+        mutual_tls=settings.tls.client_ca_file is not None,
     )
-    return RunningWorker(server, worker, port, int(metrics_port))
+    return RunningWorker(server, worker, port, metrics_port)
 
 
 async def serve(settings: EdgeSettings) -> None:

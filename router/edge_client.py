@@ -13,6 +13,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from router.policy import ReasoningMode
 from router.query import AnswerFormat
 from sllm.chat import ChatMessage
+from sllm.settings import TlsClientSettings
+from sllm.tls import channel
 from sllm.v1 import common_pb2, edge_pb2, edge_pb2_grpc
 
 _ROLES = {
@@ -108,9 +110,10 @@ async def answer_stream(
 
 
 class EdgeClient:
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, *, tls: TlsClientSettings | None = None) -> None:
+        """`tls`: how to reach a worker that serves TLS (router.edge_tls); None: plain."""
         self.target = target
-        self._channel = grpc.aio.insecure_channel(target)
+        self._channel = channel(target, tls or TlsClientSettings())
         self._stub = edge_pb2_grpc.EdgeWorkerStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

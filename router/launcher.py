@@ -41,7 +41,7 @@ async def _start_edge(settings: Settings) -> asyncio.subprocess.Process:
         *("--metrics-port", str(edge.metrics_port)),
         env=_quiet_env(),
     )
-    client = EdgeClient(f"{edge.host}:{edge.port}")
+    client = EdgeClient(f"{edge.host}:{edge.port}", tls=settings.router.edge_tls)
     deadline = time.monotonic() + EDGE_READY_TIMEOUT_S
     try:
         while not await client.healthy():

@@ -48,3 +48,9 @@ SHADOW_CALLS = Counter(
 RELEARNS = Counter(
     "sllm_router_relearns_total", "Online re-learning runs by result", ["result"]
 )
+REFUSALS = Counter(
+    "sllm_router_refusals_total",
+    "Requests refused at a door (gRPC, HTTP) by status: UNAUTHENTICATED (no valid token) or "
+    "PERMISSION_DENIED (a token that may not do that, or claims another tenant)",
+    ["code"],
+)

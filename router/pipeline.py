@@ -18,12 +18,14 @@ from cloud_adapter import CloudClient
 from router import metrics
 from router import policy as decide
 from router.active_policy import ActivePolicy
+from router.auth.access import Access
 from router.budget import latency_budget
 from router.cascade import Cascade, Event, RouteFailed
 from router.edge_client import Edge, EdgeAnswer
 from router.estimators import CloudLatency, EdgeLatency, estimate_tokens
 from router.outcomes import LoggedRequest, OutcomeLog
 from router.policy import Situation
+from router.privacy import PiiDetector, masked
 from router.query import Query
 from router.record import BudgetSeen, DecisionRecord, RouteResult
 from router.shadow import ShadowExplorer
@@ -65,6 +67,9 @@ class Router:
             budget_usd=settings.tenant_budget_usd, window_s=settings.tenant_budget_window_s
         )
         self.stats = LiveStats()
+        # Who may call the doors (router/auth), and the personal data kept off the cloud.
+        self.access = Access.from_settings(settings)
+        self.pii = PiiDetector(settings.pii.patterns)
         self.shadow = ShadowExplorer(settings, cloud=cloud, outcomes=outcomes, spend=self.spend)
         # Kept current by `watch`; a failed edge call also clears it at once.
         self.edge_available = True
@@ -102,6 +107,8 @@ class Router:
             reply_margin_ms=self.settings.reply_margin_ms,
         )
         p_edge_ok = policy.p_edge_ok(query.text)
+        pii_kinds = self.pii.kinds(m.content for m in query.messages)
+        edge_only = self.settings.pii.policy_for(query.tenant) == "edge_only"
         prompt_tokens = _prompt_tokens(query)
         edge = self.edge_latency.estimate(prompt_tokens)
         est_cloud_ms = self.cloud_latency.estimate_ms(query.max_tokens)
@@ -120,6 +127,7 @@ class Router:
             cloud_available=self.cloud_available,
             direct_max_tokens=self.settings.direct_max_tokens,
             step_by_step_worth=query.answer_format in self.settings.step_by_step_formats,
+            pii_kept_local=pii_kinds if edge_only else (),
         )
         plan = decide.plan(query, situation)
         record = DecisionRecord(
@@ -138,6 +146,7 @@ class Router:
             ),
             policy_version=policy.version,
             edge_max_tokens=plan.edge_max_tokens,
+            pii_kinds=pii_kinds,
         )
         record.timings.decision_ms = (time.monotonic() - started) * 1000.0
 
@@ -211,6 +220,16 @@ class Router:
         if decision.edge_error and "UNAVAILABLE" in decision.edge_error:
             self.edge_available = False
         self.stats.count(result.route, escalated=escalated, missed_deadline=missed)
+        entry = self._stored(
+            LoggedRequest(
+                query_text=query.text,
+                messages=query.messages,
+                answer_format=query.answer_format,
+                tenant=query.tenant,
+                client_request_id=query.client_request_id,
+                result=result,
+            )
+        )
         self.stats.recent.appendleft(
             RecentDecision(
                 request_id=result.request_id,
@@ -220,7 +239,7 @@ class Router:
                 total_ms=decision.timings.total_ms,
                 edge_ms=decision.timings.edge_ms,
                 cloud_ms=decision.timings.cloud_ms,
-                prompt=query.text if self.settings.store_prompts else None,
+                prompt=entry.query_text if self.settings.store_prompts else None,
             )
         )
         metrics.REQUESTS.labels(result.route, result.reasoning_mode or "CLOUD").inc()
@@ -240,16 +259,11 @@ class Router:
             cost_usd=decision.cost_usd,
             shadow=decision.shadow,
         )
-        self.outcomes.record(
-            LoggedRequest(
-                query_text=query.text,
-                messages=query.messages,
-                answer_format=query.answer_format,
-                tenant=query.tenant,
-                client_request_id=query.client_request_id,
-                result=result,
-            )
-        )
+        self.outcomes.record(entry)
+
+    def _stored(self, entry: LoggedRequest) -> LoggedRequest:
+        """`entry` as the router may keep it (the outcome log, the status page)."""
+        return masked(entry, self.pii) if self.settings.pii.mask_stored else entry
 
     async def watch(self) -> None:
         """Keeps edge availability and the active policy current, until cancelled."""

@@ -36,6 +36,8 @@ class Situation:
     cloud_available: bool
     direct_max_tokens: int
     step_by_step_worth: bool
+    # The kinds of personal data found in the prompt that keep this query off the cloud.
+    pii_kept_local: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,9 @@ def cloud_blocker(query: Query, s: Situation) -> str | None:
         return "the query is local_only"
     if query.route_hint == "EDGE_ONLY":
         return "the route hint is EDGE_ONLY"
+    if s.pii_kept_local:
+        kinds = ", ".join(s.pii_kept_local)
+        return f"the prompt holds personal data ({kinds}), which stays on the edge"
     if not s.cloud_available:
         return "the cloud's circuit breaker is open"
     if query.cost_ceiling_usd is not None and s.est_cloud_cost_usd > query.cost_ceiling_usd:

@@ -49,6 +49,8 @@ class DecisionRecord:
     edge_error: str = ""
     # A shadow call was started to label the edge's answer (router/shadow.py).
     shadow: bool = False
+    # The kinds of personal data found in the prompt (router/privacy.py), never the values.
+    pii_kinds: tuple[str, ...] = ()
 
     @property
     def difficulty(self) -> float:

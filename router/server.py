@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,9 +16,9 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
 
 from router.active_policy import ActivePolicy
+from router.auth.interceptor import TokenCheck
 from router.edge_client import Edge, EdgeClient
 from router.estimators import CloudLatency, EdgeLatency
 from router.http.door import HttpDoor
@@ -27,7 +28,9 @@ from router.relearn import Relearner
 from router.scorer import default_policy_dir
 from router.service import RouterServicer
 from router.store import store_url
+from sllm.metrics_server import serve_metrics
 from sllm.settings import IN_PROCESS, Settings
+from sllm.tls import add_port
 from sllm.v1 import router_pb2
 
 log = structlog.get_logger("router.server")
@@ -86,7 +89,7 @@ async def _edge(settings: Settings) -> Edge:
     """The edge the settings name: a worker's gRPC address, or one loaded in this process
     (ModelLoadError if its model cannot be loaded)."""
     if settings.router.edge_target != IN_PROCESS:
-        return EdgeClient(settings.router.edge_target)
+        return EdgeClient(settings.router.edge_target, tls=settings.router.edge_tls)
     from edge_worker.worker import load_worker
     from router.local_edge import LocalEdge
 
@@ -144,7 +147,7 @@ class RouterServer:
     ) -> None:
         self.router = router
         self.http = None if http_port is None else HttpDoor(router, host=host, port=http_port)
-        self._server = grpc.aio.server()
+        self._server = grpc.aio.server(interceptors=[TokenCheck(router.access)])
         self._server.add_generic_rpc_handlers((_handlers(RouterServicer(router)),))
         # grpc-stubs does not describe the asyncio health servicer.
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -152,8 +155,9 @@ class RouterServer:
         reflection.enable_server_reflection(
             (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        self.port = add_port(self._server, f"{host}:{port}", router.settings.tls)
         self.target = f"{host}:{self.port}"
+        self._host = host
         self._watch: asyncio.Task[None] | None = None
         self._stopped = False
 
@@ -168,7 +172,17 @@ class RouterServer:
             port=self.port,
             target=self.target,
             http=self.http.url if self.http else None,
+            tls=self.router.settings.tls.enabled,
+            mutual_tls=self.router.settings.tls.client_ca_file is not None,
+            tenants=self.router.access.tenants,
         )
+        if self.router.access.open and not loopback(self._host):
+            log.warning(
+                "router.open",
+                host=self._host,
+                advice="no API tokens: whoever reaches this address may use the router and "
+                "its cloud key; set router.tokens_file or SLLM_ROUTER__TOKENS (docs/security.md)",
+            )
 
     async def _set_health(self) -> None:
         serving = self.router.edge_available or self.router.cloud_available
@@ -210,13 +224,26 @@ class RouterServer:
         await self._server.wait_for_termination()
 
 
+def loopback(host: str) -> bool:
+    """Only this machine can reach `host`."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
 async def serve(
     settings: Settings, *, on_ready: Callable[[RouterServer], None] | None = None
 ) -> None:
     """Runs the router (and its metrics endpoint) until cancelled (Ctrl-C)."""
-    if settings.router.metrics_port:
-        start_http_server(settings.router.metrics_port, addr=settings.router.host)
     router = await build_router(settings)
+    if settings.router.metrics_port:
+        check = router.access.metrics_status if settings.router.metrics_require_token else None
+        serve_metrics(
+            settings.router.host, settings.router.metrics_port, settings.router.tls, check=check
+        )
     server = RouterServer(
         router,
         host=settings.router.host,

@@ -6,9 +6,10 @@ import math
 import re
 from typing import TypeVar
 
+from router.auth.access import request_tenant
 from router.query import AnswerFormat, Query, RouteHint
 from sllm.chat import ChatMessage
-from sllm.settings import RouterSettings
+from sllm.settings import TENANT_CHARS, RouterSettings
 from sllm.v1 import common_pb2, router_pb2
 from sllm.wire import InvalidRequest, messages_from_wire
 
@@ -24,7 +25,7 @@ _FORMATS: dict[int, AnswerFormat] = {
     common_pb2.ANSWER_FORMAT_CHOICE_LETTER: "CHOICE_LETTER",
     common_pb2.ANSWER_FORMAT_YES_NO: "YES_NO",
 }
-_TENANT = re.compile(r"[A-Za-z0-9._:-]{0,64}")
+_TENANT = re.compile(rf"{TENANT_CHARS}{{0,64}}")
 MAX_TOKENS_LIMIT = 8192
 T = TypeVar("T")
 MAX_CLIENT_REQUEST_ID = 128
@@ -81,7 +82,8 @@ def _enum(table: dict[int, T], value: int, field: str) -> T:
 
 
 def to_query(request: router_pb2.RouteRequest, settings: RouterSettings) -> Query:
-    """Checks every field; raises `InvalidRequest` naming the first one that is wrong."""
+    """Checks every field; raises `InvalidRequest` naming the first one that is wrong, or
+    `Refused` when the request claims another tenant than its token's."""
     messages = _messages(request, settings.max_prompt_chars)
     route_hint = _enum(_HINTS, request.route_hint, "route_hint")
     if request.local_only and route_hint == "CLOUD_ONLY":
@@ -102,7 +104,7 @@ def to_query(request: router_pb2.RouteRequest, settings: RouterSettings) -> Quer
         route_hint=route_hint,
         local_only=request.local_only,
         answer_format=_enum(_FORMATS, request.answer_format, "answer_format"),
-        tenant=request.tenant or "default",
+        tenant=request_tenant(request.tenant),
         client_request_id=request.client_request_id,
     )
 

@@ -41,6 +41,7 @@ def _decision(record: DecisionRecord, result: RouteResult) -> router_pb2.Decisio
         low_confidence=record.low_confidence,
         cloud_error=record.cloud_error,
         edge_error=record.edge_error,
+        pii_kinds=record.pii_kinds,
     )
     if record.p_edge_ok_after is not None:
         message.p_edge_ok_after = record.p_edge_ok_after

@@ -1,6 +1,7 @@
 """`sllm doctor`: checks an installation the way a user would ask about it, one answer
 each: versions against the tested lock, the CPU and the llama.cpp build, the engine
-probe, the cloud endpoint, the ports `sllm up` listens on, the outcome log."""
+probe, the cloud endpoint, the ports `sllm up` listens on, the outcome log, and who may
+use the router (tokens, TLS). No line shows a secret: keys and tokens are never read out."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from pathlib import Path
 from cloud_adapter import standin
 from cloud_adapter.check import CheckFailed, check
 from edge_worker.probe import probe_engine
+from router.auth.access import Access
 from router.launcher import cloud_is_configured
+from router.server import loopback
 from router.store import StoreError, open_store
 from sllm.check import Check
 from sllm.lock import LOCK_FILE
 from sllm.lock import pins as lock_pins
-from sllm.settings import Settings
+from sllm.settings import Settings, TlsSettings
+from sllm.tls import server_context
 
 KEY_PACKAGES = ("llama-cpp-python", "grpcio", "protobuf", "onnxruntime", "openai", "numpy")
 CLOUD_TIMEOUT_S = 20.0
@@ -41,6 +45,7 @@ def run_checks(settings: Settings, *, edge_process: bool) -> Iterator[Check]:
     yield check_cloud(settings)
     yield check_ports(settings, edge_process=edge_process)
     yield check_outcome_log(settings)
+    yield check_access(settings)
 
 
 def check_python() -> Check:
@@ -210,3 +215,37 @@ def _check_store_url(url: str) -> Check:
         return Check("outcomes", False, str(error), f"check {_setting('router.outcome_store')}")
     store.close()
     return Check("outcomes", True, f"{store.where} at schema {store.schema_version}")
+
+
+def _tls_error(tls: TlsSettings, setting: str) -> str | None:
+    """Why the certificate, key or client CA cannot be used, or None."""
+    if not tls.enabled:
+        return None
+    try:
+        server_context(tls)
+    except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+        return f"{setting}: {error}"
+    return None
+
+
+def check_access(settings: Settings) -> Check:
+    """Tokens and TLS: readable, and not open to a network without tokens."""
+    router = settings.router
+    try:
+        access = Access.from_settings(router)
+    except ValueError as error:  # the message names the file, never a token
+        return Check("access", False, str(error), "docs/security.md shows the format")
+    errors = (_tls_error(router.tls, "router.tls"), _tls_error(settings.edge.tls, "edge.tls"))
+    broken = [error for error in errors if error is not None]
+    if broken:
+        return Check("access", False, "; ".join(broken), "set the certificate and key files")
+    tls = "no TLS"
+    if router.tls.enabled:
+        mutual = router.tls.client_ca_file is not None
+        tls = "TLS with client certificates" if mutual else "TLS"
+    if access.open:
+        detail = f"no API tokens, {tls}: whoever reaches {router.host} may use the router"
+        if loopback(router.host):
+            return Check("access", True, detail)
+        return Check("access", False, detail, "set router.tokens_file (docs/security.md)")
+    return Check("access", True, f"tokens for tenants {', '.join(access.tenants)}; {tls}")

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,6 +38,93 @@ class LogSettings(BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # "auto": console lines on a TTY, JSON otherwise.
     format: Literal["auto", "json", "console"] = "auto"
+
+
+class TlsSettings(BaseModel):
+    """A server's TLS (docs/security.md): its certificate and key, both or neither; with
+    client_ca_file also mutual TLS: only clients with a certificate from that CA get in."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls: set cert_file and key_file together")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("tls: client_ca_file (mutual TLS) needs cert_file and key_file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+class TlsClientSettings(BaseModel):
+    """A client's TLS: the CA its server's certificate must come from (set: TLS on), and
+    its own certificate and key for a server that asks for one (mutual TLS)."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # The name the server's certificate must carry when the target's host is not it.
+    server_name: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsClientSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("edge_tls: set cert_file and key_file together")
+        if self.cert_file is not None and self.ca_file is None:
+            raise ValueError("edge_tls: a client certificate needs ca_file (TLS on)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.ca_file is not None
+
+
+# What a token may do (router/auth/access.py): generate answers (and read the policy and
+# models), send feedback, read metrics, or anything (admin: also roll a policy back).
+Role = Literal["generate", "feedback", "metrics", "admin"]
+# A tenant's name: these characters, at most 64 (router/validate.py checks requests).
+TENANT_CHARS = r"[A-Za-z0-9._:-]"
+
+
+class TokenGrant(BaseModel):
+    """One API token: the token itself, or better its SHA-256 (hex) so that the file or
+    variable holding it keeps no secret; the tenant whose budget its requests spend."""
+
+    token: SecretStr | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    tenant: str = Field(pattern=rf"^{TENANT_CHARS}{{1,64}}$")
+    roles: list[Role] = ["generate"]
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> TokenGrant:
+        if (self.token is None) == (self.sha256 is None):
+            raise ValueError(f"a token of tenant {self.tenant!r}: give one of token and sha256")
+        return self
+
+
+PiiPolicy = Literal["edge_only", "allow"]
+
+
+class PiiSettings(BaseModel):
+    """Personal data in prompts (router/privacy.py, docs/security.md)."""
+
+    # "edge_only": a prompt with personal data never goes to the cloud (nor a shadow
+    # call); "allow": it may, and the decision record still names what was found.
+    policy: PiiPolicy = "edge_only"
+    # Per tenant, over `policy`.
+    tenant_policy: dict[str, PiiPolicy] = {}
+    # More kinds of personal data: kind -> regular expression (e.g. an employee number).
+    patterns: dict[str, str] = {}
+    # Personal data in stored prompts and answers is replaced by its kind, e.g. [EMAIL].
+    mask_stored: bool = True
+
+    def policy_for(self, tenant: str) -> PiiPolicy:
+        return self.tenant_policy.get(tenant, self.policy)
 
 
 class EarlyExitDefaults(BaseModel):
@@ -78,6 +165,9 @@ class EdgeSettings(BaseModel):
     # A llama.cpp built-in template name ("chatml", "gemma", "llama3", ...) or a Jinja
     # file. None: the model's own, else its architecture's built-in, else ChatML.
     chat_template: str | None = None
+    # gRPC and metrics over TLS; with client_ca_file only a router with a certificate
+    # from that CA may call (router.edge_tls holds the router's side).
+    tls: TlsSettings = TlsSettings()
 
 
 class ModelPrice(BaseModel):
@@ -175,6 +265,18 @@ class RouterSettings(BaseModel):
     )
     # Where relearned policies go, one versioned directory each.
     relearn_dir: Path = Field(default_factory=lambda: _data_home() / "policies")
+    # TLS of every port the router listens on: gRPC, the HTTP door and metrics.
+    tls: TlsSettings = TlsSettings()
+    # How the router reaches a remote edge worker (edge_target host:port) over TLS.
+    edge_tls: TlsClientSettings = TlsClientSettings()
+    # API tokens (bearer tokens in gRPC metadata and HTTP headers), from here (e.g.
+    # SLLM_ROUTER__TOKENS as JSON) and from tokens_file (TOML or JSON, `tokens = [...]`).
+    # None at all: the router is open to whoever reaches its ports, as on a single box.
+    tokens: list[TokenGrant] = []
+    tokens_file: Path | None = None
+    # /metrics asks for a token with the metrics or admin role (when tokens are set).
+    metrics_require_token: bool = False
+    pii: PiiSettings = PiiSettings()
 
 
 class Settings(BaseSettings):

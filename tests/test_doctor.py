@@ -64,7 +64,7 @@ def test_all_ok_with_a_reachable_cloud(standin_server: StandInServer, tmp_path: 
         ["ok", name]
         for name in (
             *("python", "packages", "lock", "cpu", "llama.cpp"),
-            *("engine", "cloud", "ports", "outcomes"),
+            *("engine", "cloud", "ports", "outcomes", "access"),
         )
     ]
     assert "decoded 8 tokens in a child process" in lines[5]
@@ -115,7 +115,7 @@ def test_an_engine_that_crashes_is_reported_with_the_advice(tmp_path: Path) -> N
         "llama-cpp-python version from requirements.lock\n"
     ) in doctor.stdout
     # The doctor itself went on to the remaining checks.
-    assert "outcomes" in doctor.stdout.splitlines()[-1]
+    assert "access" in doctor.stdout.splitlines()[-1]
 
 
 def test_sllm_up_refuses_to_start_on_an_engine_that_crashes(tmp_path: Path) -> None:

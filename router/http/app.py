@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from router.cascade import RouteFailed
-from router.http import errors, mapping, status
+from router.http import auth, errors, mapping, status
 from router.http.limits import BodyLimit
 from router.http.schema import ChatCompletionRequest, FeedbackBody, SllmOptions
 from router.http.streaming import Chunks, sse
@@ -69,6 +69,7 @@ def create_app(router: Router) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=router.settings.http_max_body_bytes)
     errors.install(app)
     status.install(app, router)
+    auth.install(app, router.access)
 
     @app.post(
         "/v1/chat/completions",

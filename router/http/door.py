@@ -11,6 +11,7 @@ import uvicorn
 
 from router.http.app import create_app
 from router.pipeline import Router
+from sllm.tls import scheme, uvicorn_options
 
 
 class _Server(uvicorn.Server):
@@ -34,6 +35,7 @@ class HttpDoor:
             log_config=None,
             log_level="warning",
             access_log=False,
+            **uvicorn_options(router.settings.tls),
         )
         self._server = _Server(self._config)
         # Bound here rather than by uvicorn, which exits the process when the port is taken:
@@ -45,7 +47,7 @@ class HttpDoor:
         # waits for the client's delayed ACK on a kept-alive connection: 40 ms a request.
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port: int = self._socket.getsockname()[1]
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"{scheme(router.settings.tls)}://{host}:{self.port}"
         self._serving: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

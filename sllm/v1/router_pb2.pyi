@@ -239,6 +239,7 @@ class DecisionRecord(_message.Message):
     LOW_CONFIDENCE_FIELD_NUMBER: _builtins.int
     CLOUD_ERROR_FIELD_NUMBER: _builtins.int
     EDGE_ERROR_FIELD_NUMBER: _builtins.int
+    PII_KINDS_FIELD_NUMBER: _builtins.int
     difficulty: _builtins.float
     """1 - p_edge_ok."""
     p_edge_ok: _builtins.float
@@ -265,6 +266,13 @@ class DecisionRecord(_message.Message):
 
     @_builtins.property
     def timings(self) -> Global___DecisionTimings: ...
+    @_builtins.property
+    def pii_kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The kinds of personal data found in the prompt ("email", "phone", "credit_card",
+        "iban", or a configured pattern's name), never the values. Under the edge-only
+        privacy policy such a query does not go to the cloud, and `reason` says so.
+        """
+
     def __init__(
         self,
         *,
@@ -284,10 +292,11 @@ class DecisionRecord(_message.Message):
         low_confidence: _builtins.bool = ...,
         cloud_error: _builtins.str = ...,
         edge_error: _builtins.str = ...,
+        pii_kinds: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_p_edge_ok_after", b"_p_edge_ok_after", "budget", b"budget", "edge_confidence", b"edge_confidence", "p_edge_ok_after", b"p_edge_ok_after", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_p_edge_ok_after", b"_p_edge_ok_after", "budget", b"budget", "cascade_threshold", b"cascade_threshold", "cloud_error", b"cloud_error", "cost_usd", b"cost_usd", "difficulty", b"difficulty", "edge_confidence", b"edge_confidence", "edge_error", b"edge_error", "edge_exit_reason", b"edge_exit_reason", "edge_max_tokens", b"edge_max_tokens", "low_confidence", b"low_confidence", "p_edge_ok", b"p_edge_ok", "p_edge_ok_after", b"p_edge_ok_after", "policy_version", b"policy_version", "pre_generation_threshold", b"pre_generation_threshold", "reason", b"reason", "timings", b"timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_p_edge_ok_after", b"_p_edge_ok_after", "budget", b"budget", "cascade_threshold", b"cascade_threshold", "cloud_error", b"cloud_error", "cost_usd", b"cost_usd", "difficulty", b"difficulty", "edge_confidence", b"edge_confidence", "edge_error", b"edge_error", "edge_exit_reason", b"edge_exit_reason", "edge_max_tokens", b"edge_max_tokens", "low_confidence", b"low_confidence", "p_edge_ok", b"p_edge_ok", "p_edge_ok_after", b"p_edge_ok_after", "pii_kinds", b"pii_kinds", "policy_version", b"policy_version", "pre_generation_threshold", b"pre_generation_threshold", "reason", b"reason", "timings", b"timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__p_edge_ok_after: _TypeAlias = _typing.Literal["p_edge_ok_after"]  # noqa: Y015
     _WhichOneofArgType__p_edge_ok_after: _TypeAlias = _typing.Literal["_p_edge_ok_after", b"_p_edge_ok_after"]  # noqa: Y015
