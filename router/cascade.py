@@ -10,7 +10,6 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 import structlog
 
@@ -20,7 +19,7 @@ from router import policy as decide
 from router.edge_client import Edge, EdgeAnswer, EdgeCall, EdgeError
 from router.estimators import CloudLatency, EdgeLatency
 from router.explain import reason
-from router.policy import Plan, Situation, Tier, Verdict
+from router.policy import Failure, Plan, Situation, Tier, Verdict
 from router.query import Query
 from router.record import DecisionRecord, Route, RouteResult
 from sllm.answers import extract_answer
@@ -28,9 +27,6 @@ from sllm.answers import extract_answer
 log = structlog.get_logger("router.cascade")
 
 
-# How a query went unanswered, for a door to pick its status: a tier could not answer,
-# the tiers were saturated (the same query later may pass), or the time ran out.
-Failure = Literal["unavailable", "saturated", "deadline"]
 _EDGE_FAILURES: dict[str, Failure] = {
     "RESOURCE_EXHAUSTED": "saturated",
     "DEADLINE_EXCEEDED": "deadline",
@@ -107,7 +103,8 @@ class Cascade:
                 route: Route = "CLOUD"
             else:
                 verdict = self._judge()
-                route = "EDGE"
+                # The policy wanted the cloud (first, or after the edge), which is down.
+                route = "EDGE_FALLBACK" if self.plan.degraded or verdict.degraded else "EDGE"
                 if verdict.escalate:
                     async for event in self._escalate(verdict):
                         yield event
@@ -171,9 +168,11 @@ class Cascade:
         self.shown = False
         return Reset(reason)
 
+    def _situation_now(self) -> Situation:
+        return dataclasses.replace(self.situation, remaining_ms=self._remaining_ms())
+
     def _cloud_blocker_now(self) -> str | None:
-        now = dataclasses.replace(self.situation, remaining_ms=self._remaining_ms())
-        return decide.cloud_blocker(self.query, now)
+        return decide.cloud_blocker(self.query, self._situation_now())
 
     def _judge(self) -> Verdict:
         assert self.edge_answer is not None
@@ -184,6 +183,7 @@ class Cascade:
             p_edge_ok_after=p_after,
             cascade_threshold=self.record.cascade_threshold,
             cloud_blocker_now=self.plan.cloud_blocker or self._cloud_blocker_now(),
+            cloud_down=decide.cloud_down_only(self.query, self._situation_now()),
         )
         self.record.low_confidence = verdict.low_confidence
         return verdict

@@ -22,5 +22,7 @@ def reason(
     if verdict is not None:
         parts.append(verdict.why)
     if route == "EDGE_FALLBACK":
-        parts.append(f"the cloud failed ({cloud_error}), so the edge answer is returned degraded")
+        # Failed during this query's call, or known down (its breaker open) before it.
+        failed = f"the cloud failed ({cloud_error})" if cloud_error else "the cloud is down"
+        parts.append(f"{failed}, so the edge answer is returned degraded")
     return f"{route}: " + "; ".join(parts) + "."

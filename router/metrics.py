@@ -10,6 +10,12 @@ REQUESTS = Counter(
 FAILURES = Counter(
     "sllm_router_failures_total", "Queries that got no answer, by gRPC status", ["code"]
 )
+DEGRADED = Counter(
+    "sllm_router_degraded_total",
+    "Edge answers returned where the policy wanted the cloud (EDGE_FALLBACK, degraded), by "
+    "cause: cloud_failed (the call failed) or cloud_down (its breaker was open before it)",
+    ["cause"],
+)
 ESCALATIONS = Counter(
     "sllm_router_escalations_total", "Edge answers escalated to the cloud after the edge ran"
 )

@@ -128,6 +128,7 @@ class Router:
             direct_max_tokens=self.settings.direct_max_tokens,
             step_by_step_worth=query.answer_format in self.settings.step_by_step_formats,
             pii_kept_local=pii_kinds if edge_only else (),
+            reply_margin_ms=self.settings.reply_margin_ms,
         )
         plan = decide.plan(query, situation)
         record = DecisionRecord(
@@ -214,8 +215,9 @@ class Router:
         decision = result.decision
         decision.shadow = self.shadow.consider(query, result, situation)
         missed = decision.timings.total_ms > decision.budget.latency_budget_ms
+        # A cloud known down before the call was not escalated to, whatever the verdict.
         escalated = result.route == "EDGE_THEN_CLOUD" or (
-            result.route == "EDGE_FALLBACK" and decision.p_edge_ok_after is not None
+            result.degraded_cause == "cloud_failed" and decision.p_edge_ok_after is not None
         )
         if decision.edge_error and "UNAVAILABLE" in decision.edge_error:
             self.edge_available = False
@@ -245,6 +247,8 @@ class Router:
         metrics.REQUESTS.labels(result.route, result.reasoning_mode or "CLOUD").inc()
         metrics.REQUEST_SECONDS.labels(result.route).observe(decision.timings.total_ms / 1000.0)
         metrics.ESCALATIONS.inc(escalated)
+        if result.degraded_cause is not None:
+            metrics.DEGRADED.labels(result.degraded_cause).inc()
         metrics.DEADLINE_MISSES.inc(missed)
         metrics.COST.labels(query.tenant).inc(decision.cost_usd)
         log.info(

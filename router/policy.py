@@ -7,6 +7,8 @@ every branch is testable with plain numbers.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,10 +17,17 @@ from router.query import Query
 
 Tier = Literal["EDGE", "CLOUD"]
 ReasoningMode = Literal["DIRECT", "STEP_BY_STEP"]
+# How a query went unanswered, for a door to pick its status: a tier could not answer,
+# the tiers were saturated (the same query later may pass), or the time ran out.
+Failure = Literal["unavailable", "saturated", "deadline"]
 
 
 class NoRoute(Exception):
-    """Neither tier may answer this query; the message says why."""
+    """Neither tier may answer this query; the message says why, `failure` how."""
+
+    def __init__(self, message: str, failure: Failure = "unavailable") -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,8 @@ class Situation:
     step_by_step_worth: bool
     # The kinds of personal data found in the prompt that keep this query off the cloud.
     pii_kept_local: tuple[str, ...] = ()
+    # Kept for the reply after the router is done: a budget that would work includes it.
+    reply_margin_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +63,8 @@ class Plan:
     why: str
     # Why the cloud may not be used, when it may not.
     cloud_blocker: str | None
+    # The policy wanted the cloud first, but the cloud is down: the edge answers instead.
+    degraded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,8 @@ class Verdict:
     escalate: bool
     low_confidence: bool
     why: str
+    # The policy wanted to escalate, but the cloud is down: the edge answer stands.
+    degraded: bool = False
 
 
 def cloud_blocker(query: Query, s: Situation) -> str | None:
@@ -86,12 +101,45 @@ def cloud_blocker(query: Query, s: Situation) -> str | None:
     return None
 
 
+def cloud_down_only(query: Query, s: Situation) -> bool:
+    """The cloud may not answer only because it is down: were it up, it could."""
+    up = dataclasses.replace(s, cloud_available=True)
+    return not s.cloud_available and cloud_blocker(query, up) is None
+
+
 def _edge_blocker(query: Query, s: Situation) -> str | None:
     if query.route_hint == "CLOUD_ONLY":
         return "the route hint is CLOUD_ONLY"
     if not s.edge_available:
         return "the edge worker is unavailable"
+    if s.edge.ms(1) > s.remaining_ms:
+        return (
+            f"the edge needs about {s.edge.ms(1):.0f} ms for a first token and only "
+            f"{s.remaining_ms:.0f} ms remain"
+        )
     return None
+
+
+def _no_route(query: Query, s: Situation, no_edge: str, no_cloud: str) -> NoRoute:
+    """DEADLINE_EXCEEDED-worthy when a tier is held back only by the time left, with the
+    smallest budget that would let one answer; else unavailable."""
+    roomy = dataclasses.replace(s, remaining_ms=math.inf)
+    needs = [
+        need
+        for need, blocked in (
+            (s.edge.ms(1), _edge_blocker(query, roomy)),
+            (s.est_cloud_ms, cloud_blocker(query, roomy)),
+        )
+        if blocked is None
+    ]
+    message = f"no tier can answer: {no_edge}, and {no_cloud}"
+    if not needs:
+        return NoRoute(message)
+    smallest = math.ceil(min(needs) + s.reply_margin_ms)
+    return NoRoute(
+        f"{message}; a latency budget of at least {smallest} ms would let a tier answer",
+        "deadline",
+    )
 
 
 def _edge_shape(query: Query, s: Situation, time_ms: float) -> tuple[ReasoningMode, int]:
@@ -107,7 +155,7 @@ def plan(query: Query, s: Situation) -> Plan:
     no_cloud = cloud_blocker(query, s)
     no_edge = _edge_blocker(query, s)
     if no_cloud is not None and no_edge is not None:
-        raise NoRoute(f"no tier can answer: {no_edge}, and {no_cloud}")
+        raise _no_route(query, s, no_edge, no_cloud)
     below = s.p_edge_ok < s.pre_generation_threshold
     if no_edge is not None or (below and no_cloud is None):
         why = no_edge or (
@@ -129,10 +177,17 @@ def plan(query: Query, s: Situation) -> Plan:
     if no_cloud is None and s.edge.ms(1) <= s.remaining_ms - s.est_cloud_ms:
         edge_time = s.remaining_ms - s.est_cloud_ms
     mode, cap = _edge_shape(query, s, edge_time)
-    why = no_cloud or (
-        f"p_edge_ok {s.p_edge_ok:.2f} meets the pre-generation threshold "
-        f"{s.pre_generation_threshold:.2f}"
-    )
+    degraded = below and cloud_down_only(query, s)
+    if degraded:
+        why = (
+            f"p_edge_ok {s.p_edge_ok:.2f} is below the pre-generation threshold "
+            f"{s.pre_generation_threshold:.2f}, but {no_cloud}"
+        )
+    else:
+        why = no_cloud or (
+            f"p_edge_ok {s.p_edge_ok:.2f} meets the pre-generation threshold "
+            f"{s.pre_generation_threshold:.2f}"
+        )
     return Plan(
         first="EDGE",
         other_tier_allowed=no_cloud is None,
@@ -141,6 +196,7 @@ def plan(query: Query, s: Situation) -> Plan:
         edge_time_budget_ms=edge_time,
         why=why,
         cloud_blocker=no_cloud,
+        degraded=degraded,
     )
 
 
@@ -150,8 +206,10 @@ def judge_edge(
     p_edge_ok_after: float,
     cascade_threshold: float,
     cloud_blocker_now: str | None,
+    cloud_down: bool = False,
 ) -> Verdict:
-    """After the edge answered: keep its answer, or escalate to the cloud."""
+    """After the edge answered: keep its answer, or escalate to the cloud. `cloud_down`:
+    the blocker is only that the cloud is down (an escalation it stops is degraded)."""
     if collapsed:
         doubt = "the edge's confidence collapsed"
     elif p_edge_ok_after < cascade_threshold:
@@ -173,5 +231,6 @@ def judge_edge(
             escalate=False,
             low_confidence=True,
             why=f"{doubt}, but {cloud_blocker_now}, so the edge answer stands with low confidence",
+            degraded=cloud_down,
         )
     return Verdict(escalate=True, low_confidence=False, why=f"{doubt}, so it escalated")

@@ -9,6 +9,9 @@ from router.edge_client import EdgeAnswer
 from router.policy import ReasoningMode
 
 Route = Literal["EDGE", "CLOUD", "EDGE_THEN_CLOUD", "EDGE_FALLBACK"]
+# Why an edge answer stands in the cloud's place: the cloud call failed during the query,
+# or the cloud was known down (its breaker open) before it.
+DegradedCause = Literal["cloud_failed", "cloud_down"]
 BudgetSource = Literal["request", "grpc_deadline", "default"]
 
 
@@ -73,3 +76,9 @@ class RouteResult:
     edge: EdgeAnswer | None
     cloud_text: str | None
     cloud_model: str | None
+
+    @property
+    def degraded_cause(self) -> DegradedCause | None:
+        if not self.degraded:
+            return None
+        return "cloud_failed" if self.decision.cloud_error else "cloud_down"

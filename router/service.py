@@ -12,7 +12,7 @@ from router.active_policy import NoEarlierPolicy
 from router.cascade import RouteFailed
 from router.outcomes import OutcomeLogFull
 from router.pipeline import Router
-from router.policy import NoRoute
+from router.policy import Failure, NoRoute
 from router.query import Query
 from router.validate import check_feedback, to_query
 from sllm.v1 import router_pb2, router_pb2_grpc
@@ -33,6 +33,13 @@ async def _query(
 
 
 UNDECODABLE = "the request is not a valid message: strings must be valid UTF-8"
+# How a query went unanswered -> its status: a client retries RESOURCE_EXHAUSTED later and
+# DEADLINE_EXCEEDED with a larger budget, and neither means the service is down.
+_UNANSWERED: dict[Failure, grpc.StatusCode] = {
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "saturated": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "deadline": grpc.StatusCode.DEADLINE_EXCEEDED,
+}
 
 
 async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
@@ -52,7 +59,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         try:
             result = await self._router.generate(query, grpc_remaining_s=context.time_remaining())
         except (NoRoute, RouteFailed) as error:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, str(error))
+            await _abort(context, _UNANSWERED[error.failure], str(error))
         return wire.response(result)
 
     async def GenerateStream(
@@ -65,7 +72,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             ):
                 yield wire.event(event)
         except (NoRoute, RouteFailed) as error:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, str(error))
+            await _abort(context, _UNANSWERED[error.failure], str(error))
 
     async def Feedback(
         self, request: router_pb2.FeedbackRequest | None, context: Context

@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from router import metrics
-from router.cascade import Failure, RouteFailed
-from router.policy import NoRoute
+from router.cascade import RouteFailed
+from router.policy import Failure, NoRoute
 
 # A client told to retry without a figure from the cloud waits this long.
 DEFAULT_RETRY_AFTER_S = 1
@@ -67,8 +67,7 @@ _FAILURES: dict[Failure, tuple[int, str, str, str]] = {
 def unanswered(error: NoRoute | RouteFailed) -> HttpError:
     """No tier answered: 503, 429 (with Retry-After) when the tiers were saturated, or 504
     when the time ran out."""
-    failure: Failure = error.failure if isinstance(error, RouteFailed) else "unavailable"
-    status, kind, code, grpc_code = _FAILURES[failure]
+    status, kind, code, grpc_code = _FAILURES[error.failure]
     metrics.FAILURES.labels(grpc_code).inc()
     headers = {}
     if status == 429:
