@@ -40,7 +40,15 @@ P_EDGE_OK = Histogram(
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
 )
 OUTCOME_ROWS_DROPPED = Counter(
-    "sllm_router_outcome_rows_dropped_total", "Outcome-log rows dropped (writer behind or failed)"
+    "sllm_router_outcome_rows_dropped_total",
+    "Outcome-log rows lost, by reason: queue_full (the writer behind by "
+    "router.outcome_queue_size rows) or write_failed (the store refused the row)",
+    ["reason"],
+)
+OUTCOME_ACKS_BEFORE_COMMIT = Counter(
+    "sllm_router_outcome_acks_before_commit_total",
+    "Requests answered before their outcome-log row was committed (the store slower than "
+    "router.outcome_commit_wait_s): a router crash then would lose the row",
 )
 TIER_AVAILABLE = Gauge("sllm_router_tier_available", "1 when the tier can take queries", ["tier"])
 POLICY_LOADS = Counter("sllm_router_policy_loads_total", "Policy loads by result", ["result"])

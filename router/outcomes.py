@@ -1,16 +1,19 @@
 """The outcome log: every decision and, later, its outcomes, in the outcome store
 (router/store: SQLite, or PostgreSQL for a fleet).
 
-Rows are written by one background thread from a bounded queue, so a request never waits
-for the store; when the queue is full the row is dropped, counted and logged rather than
-slowing the hot path. Feedback goes through the same queue, so it always lands after the
-row it refers to.
+Rows are written by one background thread from a bounded queue, in batches (one
+transaction for every row waiting), so the store's work stays off the event loop; the
+router acknowledges a request once its row is committed (`committed`), which is what makes
+an answered request's row survive a crash of the router (the promise: docs/reliability.md).
+When the queue is full the row is dropped, counted and logged rather than queued without
+bound. Feedback goes through the same queue, so it always lands after the row it refers to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -28,7 +31,7 @@ from google.protobuf.json_format import MessageToDict
 from router import metrics
 from router.record import RouteResult
 from router.store import open_store
-from router.store.base import FeedbackRow, StoreError, Writes
+from router.store.base import FeedbackRow, Writes
 from sllm.chat import ChatMessage
 
 log = structlog.get_logger("router.outcomes")
@@ -91,6 +94,22 @@ def _row(entry: LoggedRequest, store_prompts: bool) -> dict[str, Any]:
 
 _Op = Callable[[Writes], Any]
 _STOP = object()
+# Done when a recorded row is committed.
+Written = concurrent.futures.Future[None]
+
+
+def _settle(
+    done: concurrent.futures.Future[Any] | None, value: Any = None, error: Exception | None = None
+) -> None:
+    """A caller that left (a cancelled RPC) cancelled its future: the write stands, and
+    the writer thread must not die on setting a result nobody waits for."""
+    if done is None:
+        return
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if error is None:
+            done.set_result(value)
+        else:
+            done.set_exception(error)
 
 
 class OutcomeLog:
@@ -102,15 +121,31 @@ class OutcomeLog:
         self._thread = threading.Thread(target=self._run, name="outcome-log", daemon=True)
         self._thread.start()
 
-    def record(self, entry: LoggedRequest) -> None:
-        """Queues a routed query for writing; never blocks. The row is built by the writer
-        thread too, so serializing it costs the request nothing."""
+    def record(self, entry: LoggedRequest) -> Written:
+        """Queues a routed query for writing; never blocks. The future is done when the row
+        is committed, or holds why it was lost (`OutcomeLogFull`, the write's error). The row is
+        built by the writer thread too, so serializing it costs the request nothing."""
         store = self._store_prompts
+        written: Written = concurrent.futures.Future()
         try:
-            self._queue.put_nowait((lambda w: w.insert_decision(_row(entry, store)), None))
+            self._queue.put_nowait((lambda w: w.insert_decision(_row(entry, store)), written))
         except queue.Full:
-            metrics.OUTCOME_ROWS_DROPPED.inc()
+            metrics.OUTCOME_ROWS_DROPPED.labels("queue_full").inc()
             log.warning("outcome_log.row_dropped", request_id=entry.result.request_id)
+            written.set_exception(OutcomeLogFull("the outcome log's queue is full"))
+        return written
+
+    async def committed(self, written: Written, *, timeout_s: float) -> bool:
+        """Waits until a recorded row is committed, at most `timeout_s`: the router answers
+        a request after this, so an answered request's row outlives a crash of the router.
+        False when the row is not committed yet (still queued: counted, since a crash now
+        would lose it) or was lost (counted where it was lost)."""
+        waiting = asyncio.wrap_future(written)
+        await asyncio.wait({waiting}, timeout=timeout_s)
+        if not waiting.done():
+            metrics.OUTCOME_ACKS_BEFORE_COMMIT.inc()
+            return False
+        return waiting.exception() is None
 
     async def feedback(
         self,
@@ -164,22 +199,22 @@ class OutcomeLog:
 
     def _write(self, batch: list[tuple[_Op, concurrent.futures.Future[Any] | None]]) -> None:
         """One transaction per batch; if it fails, each item alone, so one bad item is lost
-        (counted and logged) rather than its whole batch."""
+        (counted and logged) rather than its whole batch. Any exception, not only the
+        store's: text the driver cannot encode, or a row that cannot be built, must cost
+        its own item, never this thread, which every later row waits for."""
         try:
             self._transaction(batch)
-        except StoreError:
+        except Exception:
             for item in batch:
                 try:
                     self._transaction([item])
-                except StoreError as error:
-                    metrics.OUTCOME_ROWS_DROPPED.inc()
-                    log.error("outcome_log.write_failed", error=str(error))
-                    if item[1] is not None:
-                        item[1].set_exception(error)
+                except Exception as error:
+                    metrics.OUTCOME_ROWS_DROPPED.labels("write_failed").inc()
+                    log.error("outcome_log.write_failed", error=repr(error))
+                    _settle(item[1], error=error)
 
     def _transaction(self, batch: list[tuple[_Op, concurrent.futures.Future[Any] | None]]) -> None:
         with self.store.transaction() as writes:
             results = [(done, op(writes)) for op, done in batch]
         for done, value in results:
-            if done is not None:
-                done.set_result(value)
+            _settle(done, value)

@@ -23,7 +23,7 @@ from router.budget import latency_budget
 from router.cascade import Cascade, Event, RouteFailed
 from router.edge_client import Edge, EdgeAnswer
 from router.estimators import CloudLatency, EdgeLatency, estimate_tokens
-from router.outcomes import LoggedRequest, OutcomeLog
+from router.outcomes import LoggedRequest, OutcomeLog, Written
 from router.policy import Situation
 from router.privacy import PiiDetector, masked
 from router.query import Query
@@ -197,7 +197,12 @@ class Router:
                         # Settled first: a shadow call sees the budget this query left.
                         await self.spend.settle(hold, event.decision.cost_usd)
                         settled = True
-                        self._finish(query, event, cascade.situation)
+                        written = self._finish(query, event, cascade.situation)
+                        # Answered once logged, so a crash cannot lose an answered
+                        # request's row (docs/reliability.md).
+                        await self.outcomes.committed(
+                            written, timeout_s=self.settings.outcome_commit_wait_s
+                        )
                     yield event
         finally:
             if not settled:
@@ -211,7 +216,7 @@ class Router:
                 return event
         raise RouteFailed("the cascade ended without a result")
 
-    def _finish(self, query: Query, result: RouteResult, situation: Situation) -> None:
+    def _finish(self, query: Query, result: RouteResult, situation: Situation) -> Written:
         decision = result.decision
         decision.shadow = self.shadow.consider(query, result, situation)
         missed = decision.timings.total_ms > decision.budget.latency_budget_ms
@@ -263,7 +268,7 @@ class Router:
             cost_usd=decision.cost_usd,
             shadow=decision.shadow,
         )
-        self.outcomes.record(entry)
+        return self.outcomes.record(entry)
 
     def _stored(self, entry: LoggedRequest) -> LoggedRequest:
         """`entry` as the router may keep it (the outcome log, the status page)."""

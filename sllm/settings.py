@@ -245,6 +245,11 @@ class RouterSettings(BaseModel):
     max_prompt_chars: int = Field(default=32_000, ge=1)
     # Outcome-log rows waiting for the writer; beyond it rows are dropped (and counted).
     outcome_queue_size: int = Field(default=10_000, ge=1)
+    # A request is answered once its outcome-log row is committed, so a router crash
+    # cannot lose an answered request's row; a store slower than this is not waited for
+    # longer (counted). 0: answer at once, rows of the last moments lost on a crash.
+    # docs/reliability.md.
+    outcome_commit_wait_s: float = Field(default=1.0, ge=0)
     # How often health (edge reachable, cloud breaker) and the policy dir are re-checked.
     health_interval_s: float = Field(default=2.0, gt=0)
     policy_reload_interval_s: float = Field(default=5.0, ge=0)
