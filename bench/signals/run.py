@@ -2,10 +2,11 @@
 routing, on a random split and on groups the models never saw, against what it costs
 in decision time.
 
-Data sets (../shared/data): RouteLLM's MMLU (random split, and the 12 subjects that
-`sllm outcomes split --by-task` holds out) and GSM8K (random split; one task, no group
-to hold out); with `--live TABLE` (from `sllm outcomes collect`) the bundled edge's own
-outcomes too (random split, and every row scored by models fitted without its task).
+Data sets (../shared/data): RouteLLM's MMLU (the random split of `sllm outcomes split`;
+unseen groups two ways: the 12 subjects `--by-task` holds out, and every row scored by
+models fitted without its subject, in 5 folds of whole subjects as `sllm learn` does)
+and GSM8K (random split; one task, no group to hold out); with `--live TABLE` (from
+`sllm outcomes collect`) the bundled edge's own outcomes too (random split; task folds).
 
 Signals, each a difficulty model fitted on the training rows:
 - tfidf: TF-IDF of the query's words (`LinearScorer`, the learner's default);
@@ -113,6 +114,11 @@ def _group_folds(table: Table, signal: str) -> dict[str, float]:
     return _figures(unseen.pre, table.data)
 
 
+UNSEEN: dict[str, Callable[[Table, str], dict[str, float]]] = {
+    "held_out_groups": _held_out_groups, "group_folds": _group_folds,
+}
+
+
 def _embedded(name: str, rows: Sequence[OutcomeRow], cache: Path) -> Table:
     data = Labelled.of(rows)
     prompts = [row.prompt for row in data.rows]
@@ -178,20 +184,20 @@ def decision_times(queries: Sequence[str], train: Table) -> dict[str, dict[str, 
     return times
 
 
-def _tables(args: argparse.Namespace) -> list[tuple[Table, str]]:
-    """(table, how its unseen groups are made)."""
+def _tables(args: argparse.Namespace) -> list[tuple[Table, tuple[str, ...]]]:
+    """(table, how its unseen groups are made: the names of `UNSEEN`)."""
     cache = Path(args.cache)
     mmlu = list(import_routellm([ROUTELLM / "mmlu"]))
     gsm8k = list(import_routellm([ROUTELLM / "gsm8k"]))
     if args.quick:
         mmlu = [row for i, row in enumerate(mmlu) if i % 4 == 0]
     tables = [
-        (_embedded("routellm/mmlu", mmlu, cache), "held-out"),
-        (_embedded("routellm/gsm8k", gsm8k, cache), "none"),
+        (_embedded("routellm/mmlu", mmlu, cache), ("held_out_groups", "group_folds")),
+        (_embedded("routellm/gsm8k", gsm8k, cache), ()),
     ]
     if args.live:
         live = read_table(Path(args.live))
-        tables.append((_embedded("live", live, cache), "folds"))
+        tables.append((_embedded("live", live, cache), ("group_folds",)))
     return tables
 
 
@@ -226,7 +232,7 @@ def option_share_figures(table: Table) -> dict[str, Any]:
         figures[f"cascade {variant}"] = {
             "random_split": _figures(_cascade(rows, names, train_index, test_index),
                                      rows.data.subset(test_index)),
-            "unseen_groups": _figures(folds.pre, rows.data),
+            "group_folds": _figures(folds.pre, rows.data),
         }
     for signal in ("option_share", "confidence_score"):
         score = np.array([row.edge_signals.value(signal) for row in rows.data.rows
@@ -237,18 +243,15 @@ def option_share_figures(table: Table) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {"tables": {}}
-    unseen: dict[str, Callable[[Table, str], dict[str, float]]] = {
-        "held-out": _held_out_groups, "folds": _group_folds,
-    }
     tables = _tables(args)
-    for table, grouping in tables:
+    for table, groupings in tables:
         per_signal: dict[str, Any] = {}
         for signal in SIGNALS:
             per_signal[signal] = {"random_split": _split(table, signal)}
-            if grouping in unseen:
-                per_signal[signal]["unseen_groups"] = unseen[grouping](table, signal)
+            for grouping in groupings:
+                per_signal[signal][grouping] = UNSEEN[grouping](table, signal)
             print(table.name, signal, json.dumps(per_signal[signal]))
-        results["tables"][table.name] = {"unseen_groups": grouping, "signals": per_signal}
+        results["tables"][table.name] = per_signal
         if table.name == "live":
             results["option_share"] = option_share_figures(table)
             for variant, found in results["option_share"].items():
