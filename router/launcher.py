@@ -66,6 +66,10 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
+        except asyncio.CancelledError:
+            # A second Ctrl-C or SIGTERM: stop at once, not after the worker's own drain.
+            process.kill()
+            raise
 
 
 async def up(settings: Settings, out: TextIO = sys.stdout, *, edge_process: bool = False) -> int:

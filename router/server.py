@@ -8,7 +8,7 @@ import contextlib
 import gc
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import grpc
@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from router.active_policy import ActivePolicy
 from router.auth.interceptor import TokenCheck
+from router.drain import Drain
 from router.edge_client import Edge, EdgeClient
 from router.estimators import CloudLatency, EdgeLatency
 from router.http.door import HttpDoor
@@ -53,12 +54,12 @@ def _lenient(message: type[Message]) -> Callable[[bytes], Message | None]:
     return parse
 
 
-def _handlers(servicer: RouterServicer) -> grpc.GenericRpcHandler[Any, Any]:
+def _handlers(servicer: RouterServicer, drain: Drain) -> grpc.GenericRpcHandler[Any, Any]:
     def unary(
         method: Any, request: type[Message], reply: type[Message]
     ) -> grpc.RpcMethodHandler[Any, Any]:
         return grpc.unary_unary_rpc_method_handler(
-            method,
+            drain.unary(method),
             request_deserializer=_lenient(request),
             response_serializer=reply.SerializeToString,
         )
@@ -68,7 +69,7 @@ def _handlers(servicer: RouterServicer) -> grpc.GenericRpcHandler[Any, Any]:
         {
             "Generate": unary(servicer.Generate, router_pb2.RouteRequest, router_pb2.RouteResponse),
             "GenerateStream": grpc.unary_stream_rpc_method_handler(
-                servicer.GenerateStream,
+                drain.stream(servicer.GenerateStream),
                 request_deserializer=_lenient(router_pb2.RouteRequest),
                 response_serializer=router_pb2.RouteEvent.SerializeToString,
             ),
@@ -148,7 +149,8 @@ class RouterServer:
         self.router = router
         self.http = None if http_port is None else HttpDoor(router, host=host, port=http_port)
         self._server = grpc.aio.server(interceptors=[TokenCheck(router.access)])
-        self._server.add_generic_rpc_handlers((_handlers(RouterServicer(router)),))
+        self._drain = Drain()
+        self._server.add_generic_rpc_handlers((_handlers(RouterServicer(router), self._drain),))
         # grpc-stubs does not describe the asyncio health servicer.
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -160,6 +162,7 @@ class RouterServer:
         self._host = host
         self._watch: asyncio.Task[None] | None = None
         self._stopped = False
+        self._terminated = asyncio.Event()
 
     async def start(self) -> None:
         await self._server.start()
@@ -208,6 +211,11 @@ class RouterServer:
                 await watch
 
     async def stop(self, grace_s: float = 5.0) -> None:
+        """Health NOT_SERVING first, for good; new requests refused (gRPC: UNAVAILABLE,
+        saying so; HTTP: the port closed); those in flight on both doors may finish within
+        `grace_s`; then what is left is cancelled and the router closed, its outcome log
+        flushed. Cancelled while draining (a second SIGTERM): stops at once, then
+        re-raises."""
         if self._stopped:
             return
         self._stopped = True
@@ -215,13 +223,35 @@ class RouterServer:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
+        await self._health.enter_graceful_shutdown()
+        started = time.monotonic()
+        log.info("router.draining", in_flight=self._drain.running, grace_s=grace_s)
+        doors: list[Coroutine[Any, Any, object]] = [self._drain.finish(grace_s)]
         if self.http is not None:
-            await self.http.stop(grace_s)
-        await self._server.stop(grace_s)
+            doors.append(self.http.stop(grace_s))
+        interrupted = False
+        try:
+            await asyncio.gather(*doors)
+        except asyncio.CancelledError:
+            interrupted = True
+        cut = self._drain.running
+        await self._server.stop(0)
         await self.router.aclose()
+        self._terminated.set()
+        log.info(
+            "router.drained",
+            cut=cut,
+            interrupted=interrupted,
+            drain_s=round(time.monotonic() - started, 3),
+        )
+        if interrupted:
+            raise asyncio.CancelledError
 
     async def wait(self) -> None:
-        await self._server.wait_for_termination()
+        """Until `stop` has finished. Not grpc's wait_for_termination: cancelled (by the
+        first SIGTERM), it cancels the future that grpc's own stop then awaits, so that
+        stop raised CancelledError before the router was closed and its log flushed."""
+        await self._terminated.wait()
 
 
 def loopback(host: str) -> bool:
@@ -257,5 +287,5 @@ async def serve(
             on_ready(server)
         await server.wait()
     finally:
-        await server.stop(grace_s=2.0)
+        await server.stop(grace_s=settings.router.shutdown_grace_s)
         log.info("router.stopped", uptime_s=round(time.monotonic() - started, 1))

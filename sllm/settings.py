@@ -250,6 +250,10 @@ class RouterSettings(BaseModel):
     # longer (counted). 0: answer at once, rows of the last moments lost on a crash.
     # docs/reliability.md.
     outcome_commit_wait_s: float = Field(default=1.0, ge=0)
+    # SIGTERM: requests in flight may finish within this; then they are cancelled (a
+    # second SIGTERM cancels them at once). Keep it below the orchestrator's own grace
+    # (Kubernetes: terminationGracePeriodSeconds, 30 s by default). docs/reliability.md.
+    shutdown_grace_s: float = Field(default=20.0, ge=0)
     # How often health (edge reachable, cloud breaker) and the policy dir are re-checked.
     health_interval_s: float = Field(default=2.0, gt=0)
     policy_reload_interval_s: float = Field(default=5.0, ge=0)
