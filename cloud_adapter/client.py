@@ -173,23 +173,29 @@ class CloudClient:
                 raise
             return _OpenedStream(stream, state, first_text)
 
-        opened, attempts = await self._call(attempt, deadline=deadline)
+        opened, attempts = await self._call(attempt, deadline=deadline, open_ended=True)
         state = opened.state
-        async with opened.stream:
-            if opened.first_text:
-                yield CloudChunk(text=opened.first_text)
-            while True:
-                try:
-                    async with asyncio.timeout(deadline - time.monotonic()):
-                        chunk = await anext(opened.stream)
-                except StopAsyncIteration:
-                    break
-                except Exception as exc:
-                    raise self._broken(exc, state, isinstance(exc, TimeoutError)) from exc
-                if text := state.absorb(chunk):
-                    yield CloudChunk(text=text)
+        try:
+            async with opened.stream:
+                if opened.first_text:
+                    yield CloudChunk(text=opened.first_text)
+                while True:
+                    try:
+                        async with asyncio.timeout(deadline - time.monotonic()):
+                            chunk = await anext(opened.stream)
+                    except StopAsyncIteration:
+                        break
+                    except Exception as exc:
+                        raise self._broken(exc, state, isinstance(exc, TimeoutError)) from exc
+                    if text := state.absorb(chunk):
+                        yield CloudChunk(text=text)
+        except (GeneratorExit, asyncio.CancelledError):
+            # The caller left mid-stream: no verdict on the endpoint.
+            self._breaker.record_abandoned()
+            raise
         if not state.finish_reason:
             raise self._broken(IncompleteStream("no finish reason"), state, False)
+        self._breaker.record_success()
         result = self._result(
             state.answer(),
             messages,
@@ -223,9 +229,15 @@ class CloudClient:
         return [{"role": m.role, "content": m.content} for m in messages]  # type: ignore[misc]
 
     async def _call(
-        self, attempt: Callable[[httpx2.Timeout], Awaitable[T]], *, deadline: float
+        self,
+        attempt: Callable[[httpx2.Timeout], Awaitable[T]],
+        *,
+        deadline: float,
+        open_ended: bool = False,
     ) -> tuple[T, int]:
-        """Runs `attempt` through the breaker, retries and deadline; typed errors out."""
+        """Runs `attempt` through the breaker, retries and deadline; typed errors out.
+        `open_ended`: what `attempt` returns is still to be read (a stream): the caller
+        gives the breaker its verdict at the end."""
         attempts = _Attempts()
         try:
             left = deadline - time.monotonic()
@@ -237,8 +249,13 @@ class CloudClient:
             try:
                 # Fail fast: no retry machinery for a call that cannot go out.
                 self._breaker.check()
-                policy = retrying(self._settings, deadline=deadline, endpoint=self.endpoint)
-                value: T = await policy(self._attempt, attempt, deadline, attempts)
+                policy = retrying(
+                    self._settings,
+                    deadline=deadline,
+                    endpoint=self.endpoint,
+                    refused=lambda: self._breaker.state == "open",
+                )
+                value: T = await policy(self._attempt, attempt, deadline, attempts, open_ended)
             except BreakerOpen as exc:
                 raise CloudUnavailable(
                     str(exc), endpoint=self.endpoint, cause=exc, breaker_open=True
@@ -271,6 +288,7 @@ class CloudClient:
         attempt: Callable[[httpx2.Timeout], Awaitable[T]],
         deadline: float,
         attempts: _Attempts,
+        open_ended: bool,
     ) -> T:
         self._breaker.before_call()
         attempts.count += 1
@@ -299,12 +317,17 @@ class CloudClient:
             # Cancelled by the caller: no verdict on the endpoint.
             self._breaker.record_abandoned()
             raise
-        self._breaker.record_success()
+        # A stream that opened and then breaks after its first tokens (again and again)
+        # must count against the endpoint: its verdict waits for the stream's end.
+        if not open_ended:
+            self._breaker.record_success()
         return value
 
     def _broken(self, exc: BaseException, state: StreamState, deadline_cut: bool) -> CloudError:
         # A stream cut by our own deadline says nothing against the endpoint.
-        if not deadline_cut:
+        if deadline_cut:
+            self._breaker.record_abandoned()
+        else:
             self._breaker.record_failure()
         reason = "deadline reached" if deadline_cut else f"{type(exc).__name__}: {exc}"
         error = CloudStreamBroken(

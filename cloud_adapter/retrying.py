@@ -81,6 +81,17 @@ class _StopWhenNextAttemptCannotFit(stop_base):
         return time.monotonic() + state.upcoming_sleep + self._min_call_s > self._deadline
 
 
+class _StopWhenRefused(stop_base):
+    """Stops when the next attempt would be refused anyway (the breaker just opened):
+    waiting out a Retry-After for a refusal is latency for nothing."""
+
+    def __init__(self, refused: Callable[[], bool]) -> None:
+        self._refused = refused
+
+    def __call__(self, state: RetryCallState) -> bool:
+        return self._refused()
+
+
 def _log_retry(endpoint: str) -> Callable[[RetryCallState], None]:
     def before_sleep(state: RetryCallState) -> None:
         assert state.outcome is not None
@@ -97,15 +108,22 @@ def _log_retry(endpoint: str) -> Callable[[RetryCallState], None]:
     return before_sleep
 
 
-def retrying(settings: CloudSettings, *, deadline: float, endpoint: str) -> AsyncRetrying:
+def retrying(
+    settings: CloudSettings,
+    *,
+    deadline: float,
+    endpoint: str,
+    refused: Callable[[], bool],
+) -> AsyncRetrying:
     """The retry policy of one call: transient failures only, backoff with jitter or the
-    endpoint's Retry-After, never past `max_attempts` nor the deadline. Reraises the last
-    failure as it is."""
+    endpoint's Retry-After, never past `max_attempts` nor the deadline, nor when `refused()`
+    (the endpoint's breaker is open). Reraises the last failure as it is."""
     return AsyncRetrying(
         retry=retry_if_exception(is_transient),
         wait=_WaitRetryAfterElseBackoff(settings),
         stop=stop_after_attempt(settings.max_attempts)
-        | _StopWhenNextAttemptCannotFit(deadline, settings.min_call_s),
+        | _StopWhenNextAttemptCannotFit(deadline, settings.min_call_s)
+        | _StopWhenRefused(refused),
         before_sleep=_log_retry(endpoint),
         reraise=True,
     )

@@ -110,7 +110,8 @@ class Cascade:
                         yield event
                     route = "EDGE_THEN_CLOUD" if self.cloud_result else "EDGE_FALLBACK"
         else:
-            async for event in self._cloud():
+            cloud_deadline = self.started + self.plan.cloud_time_budget_ms / 1000.0
+            async for event in self._cloud(cloud_deadline):
                 yield event
             route = "CLOUD"
             if self.cloud_result is None:
@@ -125,7 +126,7 @@ class Cascade:
             raise self._failed(f"the edge failed ({self.record.edge_error}) and {blocker}")
         if self.shown:
             yield self._reset("the edge failed; the cloud answers instead")
-        async for event in self._cloud():
+        async for event in self._cloud(self.deadline):
             yield event
         if self.cloud_result is None:
             raise self._failed(
@@ -157,7 +158,7 @@ class Cascade:
     async def _escalate(self, verdict: Verdict) -> AsyncIterator[Event]:
         if self.shown:
             yield self._reset(verdict.why)
-        async for event in self._cloud():
+        async for event in self._cloud(self.deadline):
             yield event
         if self.cloud_result is None and self.edge_answer is not None:
             if self.shown:
@@ -221,14 +222,14 @@ class Cascade:
                 completion_tokens=summary.completion_tokens,
             )
 
-    async def _cloud(self) -> AsyncIterator[Event]:
+    async def _cloud(self, deadline: float) -> AsyncIterator[Event]:
         if self.cloud is None:
             self.record.cloud_error = "no cloud is configured"
             return
         started = time.monotonic()
         try:
             async for chunk in self.cloud.stream(
-                self.query.messages, max_tokens=self.query.max_tokens, deadline=self.deadline
+                self.query.messages, max_tokens=self.query.max_tokens, deadline=deadline
             ):
                 if chunk.text:
                     self.shown = True

@@ -59,6 +59,8 @@ class Plan:
     reasoning_mode: ReasoningMode
     edge_max_tokens: int
     edge_time_budget_ms: float
+    # The cloud's share of the time when it goes first (the rest is kept for the edge).
+    cloud_time_budget_ms: float
     # Why the first tier was chosen, as a clause of the decision's reason.
     why: str
     # Why the cloud may not be used, when it may not.
@@ -163,12 +165,19 @@ def plan(query: Query, s: Situation) -> Plan:
             f"{s.pre_generation_threshold:.2f}"
         )
         mode, cap = _edge_shape(query, s, s.remaining_ms)
+        cloud_time = s.remaining_ms
+        # A cloud that fails late (hangs, stalls) must leave the edge time to answer in
+        # its place: keep the time of an edge answer that fits beside the cloud's estimate.
+        if no_edge is None and s.edge.ms(1) <= s.remaining_ms - s.est_cloud_ms:
+            mode, cap = _edge_shape(query, s, s.remaining_ms - s.est_cloud_ms)
+            cloud_time = s.remaining_ms - s.edge.ms(cap)
         return Plan(
             first="CLOUD",
             other_tier_allowed=no_edge is None,
             reasoning_mode=mode,
             edge_max_tokens=cap,
             edge_time_budget_ms=s.remaining_ms,
+            cloud_time_budget_ms=cloud_time,
             why=why,
             cloud_blocker=None,
         )
@@ -194,6 +203,7 @@ def plan(query: Query, s: Situation) -> Plan:
         reasoning_mode=mode,
         edge_max_tokens=cap,
         edge_time_budget_ms=edge_time,
+        cloud_time_budget_ms=s.remaining_ms,
         why=why,
         cloud_blocker=no_cloud,
         degraded=degraded,

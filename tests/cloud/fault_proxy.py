@@ -77,6 +77,10 @@ class FaultProxy:
         """Queues faults for the next requests, one each, in order."""
         self._faults.extend(faults)
 
+    def clear(self) -> None:
+        """Drops the faults not yet taken: the next requests pass through (a recovery)."""
+        self._faults.clear()
+
     async def aclose(self) -> None:
         if self._server is not None:
             self._server.close()

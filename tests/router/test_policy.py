@@ -55,6 +55,20 @@ def test_a_low_score_goes_to_the_cloud_first() -> None:
     assert "p_edge_ok 0.20 is below the pre-generation threshold 0.50" in decided.why
 
 
+def test_the_cloud_first_leaves_the_edge_time_to_answer_in_its_place() -> None:
+    # 10 s, the cloud's estimate 1 s: 9 s would fit 200 step-by-step tokens (2.1 s).
+    decided = plan(QUERY, dataclasses.replace(SITUATION, p_edge_ok=0.2))
+    assert (decided.reasoning_mode, decided.edge_max_tokens) == ("STEP_BY_STEP", 200)
+    assert decided.cloud_time_budget_ms == pytest.approx(10_000.0 - 2_100.0)
+    # 1.5 s: what the cloud's 1 s leaves fits 40 tokens, 32 for a direct answer (420 ms).
+    tight = plan(QUERY, dataclasses.replace(SITUATION, p_edge_ok=0.2, remaining_ms=1_500.0))
+    assert (tight.reasoning_mode, tight.edge_max_tokens) == ("DIRECT", 32)
+    assert tight.cloud_time_budget_ms == pytest.approx(1_500.0 - 420.0)
+    # Not even one edge token fits beside the cloud's estimate: the cloud gets it all.
+    tighter = plan(QUERY, dataclasses.replace(SITUATION, p_edge_ok=0.2, remaining_ms=1_050.0))
+    assert tighter.cloud_time_budget_ms == 1_050.0
+
+
 def test_a_budget_too_small_for_step_by_step_picks_direct_with_a_cap_that_fits() -> None:
     # Step by step needs 100 + 200 * 10 ms; 600 ms leaves room for 50 tokens, capped at 32.
     tight = dataclasses.replace(SITUATION, remaining_ms=600.0, est_cloud_ms=5_000.0)
