@@ -52,6 +52,8 @@ class EdgeEngine:
         self._metrics = metrics
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-model")
         self._in_flight = 0
+        # The deadline of the generation on the model thread, if one runs and has one.
+        self._running_deadline: float | None = None
         # A pass over the vocabulary per format, once, rather than in a request's time.
         self._options = {
             fmt: option_tokens(model.n_vocab, model.token_bytes, fmt) for fmt in AnswerFormat
@@ -61,6 +63,13 @@ class EdgeEngine:
     def queue_depth(self) -> int:
         """Admitted generations not yet running (the running one is not counted)."""
         return max(0, self._in_flight - 1)
+
+    def overrun_s(self) -> float:
+        """How long the running generation is past its deadline (0 when none is). One
+        that stops within a token of its deadline never overruns by more than a token's
+        time: more is a model stuck in a call that does not return."""
+        deadline = self._running_deadline
+        return 0.0 if deadline is None else max(0.0, self._clock() - deadline)
 
     def _admit(self) -> None:
         if self._in_flight >= 1 + self.queue_size:
@@ -89,12 +98,14 @@ class EdgeEngine:
 
         def run() -> GenerationResult:
             started.append(time.perf_counter())
+            self._running_deadline = job.deadline
             try:
                 return generate(
                     self.model, job, emit, cancelled, clock=self._clock,
                     options=self._options[job.answer_format],
                 )
             finally:
+                self._running_deadline = None
                 loop.call_soon_threadsafe(deltas.put_nowait, None)
 
         future = loop.run_in_executor(self._executor, run)

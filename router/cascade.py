@@ -200,7 +200,8 @@ class Cascade:
         )
         started = time.monotonic()
         try:
-            async for item in self.edge.generate(call, timeout_s=self._remaining_ms() / 1000.0):
+            hard_stop_ms = min(self._remaining_ms(), time_budget_ms + decide.EDGE_GRACE_MS)
+            async for item in self.edge.generate(call, timeout_s=hard_stop_ms / 1000.0):
                 if isinstance(item, str):
                     self.shown = True
                     yield Delta(item, "EDGE")

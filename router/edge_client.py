@@ -109,11 +109,20 @@ async def answer_stream(
     raise EdgeError("the edge ended without a summary", code="INTERNAL")
 
 
+# A worker that restarts (crashed, redeployed) is reconnected to within about a second
+# of listening again: gRPC's default backoff grows to two minutes between attempts.
+_RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
 class EdgeClient:
     def __init__(self, target: str, *, tls: TlsClientSettings | None = None) -> None:
         """`tls`: how to reach a worker that serves TLS (router.edge_tls); None: plain."""
         self.target = target
-        self._channel = channel(target, tls or TlsClientSettings())
+        self._channel = channel(target, tls or TlsClientSettings(), _RECONNECT_OPTIONS)
         self._stub = edge_pb2_grpc.EdgeWorkerStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

@@ -24,6 +24,9 @@ from sllm.v1 import edge_pb2
 from sllm.wire import InvalidRequest
 
 log = structlog.get_logger("router.local_edge")
+# A generation this far past its deadline is stuck (a token takes milliseconds): the edge
+# is reported unhealthy, so queries skip it rather than queue behind it, until it ends.
+STUCK_AFTER_S = 1.0
 
 
 def _failed(code: str, detail: str) -> EdgeError:
@@ -42,12 +45,18 @@ class LocalEdge:
     async def generate(
         self, call: EdgeCall, *, timeout_s: float
     ) -> AsyncIterator[str | EdgeAnswer]:
-        deadline = time.monotonic() + max(timeout_s, 0.001)
-        events = self.worker.generate(edge_request(call), deadline=deadline)
+        timeout_s = max(timeout_s, 0.001)
+        events = self.worker.generate(edge_request(call), deadline=time.monotonic() + timeout_s)
         try:
-            async with aclosing(events):
+            # The worker stops at its deadline between tokens; a model stuck inside one
+            # never gets there, so the wait for it is bounded here too.
+            async with asyncio.timeout(timeout_s), aclosing(events):
                 async for item in answer_stream(events):
                     yield item
+        except TimeoutError as error:
+            raise _failed(
+                "DEADLINE_EXCEEDED", f"no answer within {timeout_s * 1000:.0f} ms"
+            ) from error
         except InvalidRequest as error:
             raise _failed("INVALID_ARGUMENT", str(error)) from error
         except QueueFull as error:
@@ -60,7 +69,7 @@ class LocalEdge:
         return self.worker.info()
 
     async def healthy(self, *, timeout_s: float = 1.0) -> bool:
-        return True
+        return self.worker.engine.overrun_s() < STUCK_AFTER_S
 
     async def aclose(self) -> None:
         self._metrics.unregister(self.worker.metrics.registry)

@@ -22,6 +22,13 @@ ReasoningMode = Literal["DIRECT", "STEP_BY_STEP"]
 Failure = Literal["unavailable", "saturated", "deadline"]
 
 
+# The edge is cut off this long after its time budget: a worker that keeps to its budget
+# has answered by then (its summary still to send); one that does not (hung, stuck in a
+# call) is cut off there. An edge that goes first with time kept for the cloud ends its
+# share this much earlier, so that the cut-off still leaves the cloud its time.
+EDGE_GRACE_MS = 250.0
+
+
 class NoRoute(Exception):
     """Neither tier may answer this query; the message says why, `failure` how."""
 
@@ -183,8 +190,9 @@ def plan(query: Query, s: Situation) -> Plan:
         )
     # Keep time for an escalation when the edge can still answer in what is left.
     edge_time = s.remaining_ms
-    if no_cloud is None and s.edge.ms(1) <= s.remaining_ms - s.est_cloud_ms:
-        edge_time = s.remaining_ms - s.est_cloud_ms
+    kept = s.remaining_ms - s.est_cloud_ms - EDGE_GRACE_MS
+    if no_cloud is None and s.edge.ms(1) <= kept:
+        edge_time = kept
     mode, cap = _edge_shape(query, s, edge_time)
     degraded = below and cloud_down_only(query, s)
     if degraded:

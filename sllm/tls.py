@@ -7,6 +7,7 @@ refuses the connection without one (mutual TLS)."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +42,20 @@ def add_port(server: grpc.aio.Server, address: str, tls: TlsSettings) -> int:
     return server.add_secure_port(address, server_credentials(tls))
 
 
-def channel(target: str, tls: TlsClientSettings) -> grpc.aio.Channel:
-    """A channel to `target`, over TLS when the settings name a CA to trust."""
+def channel(
+    target: str, tls: TlsClientSettings, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """A channel to `target`, over TLS when the settings name a CA to trust; `options`:
+    gRPC channel arguments."""
     if not tls.enabled:
-        return grpc.aio.insecure_channel(target)
+        return grpc.aio.insecure_channel(target, options=options)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=_read(tls.ca_file),
         private_key=_read(tls.key_file),
         certificate_chain=_read(tls.cert_file),
     )
-    options = (
-        [] if tls.server_name is None else [("grpc.ssl_target_name_override", tls.server_name)]
-    )
+    if tls.server_name is not None:
+        options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
     return grpc.aio.secure_channel(target, credentials, options=options)
 
 

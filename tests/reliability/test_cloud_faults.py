@@ -21,15 +21,14 @@ import math
 import statistics
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import grpc
 import pytest
 
-from bench.replay.process import ReplayCloudProcess, start_replay_cloud
-from sllm.settings import CloudSettings
+from bench.replay.process import ReplayCloudProcess
 from sllm.v1 import router_pb2
 from tests.cloud.fault_proxy import (
     CutAfterEvents,
@@ -40,6 +39,7 @@ from tests.cloud.fault_proxy import (
     Status,
 )
 from tests.fixtures.router import RouterFactory, RunningRouter
+from tests.reliability.conftest import replay_settings
 from tests.reliability.timed_edge import TimedEdge
 from tests.router.requests import ask, route_name
 
@@ -80,13 +80,6 @@ class Run:
         return [o.response for o in self.outcomes if o.response is not None]
 
 
-@pytest.fixture(scope="module")
-def replay_cloud() -> Iterator[ReplayCloudProcess]:
-    server = start_replay_cloud("--fallback-answer", "Paris is the capital of France.")
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 async def proxy(replay_cloud: ReplayCloudProcess) -> AsyncIterator[FaultProxy]:
     upstream = urlsplit(replay_cloud.base_url)
@@ -97,9 +90,8 @@ async def proxy(replay_cloud: ReplayCloudProcess) -> AsyncIterator[FaultProxy]:
 
 
 async def start(router_factory: RouterFactory, proxy: FaultProxy) -> RunningRouter:
-    cloud = CloudSettings(
-        base_url=proxy.base_url,
-        model="replay",
+    cloud = replay_settings(
+        proxy.base_url,
         max_attempts=2,
         backoff_initial_s=0.05,
         backoff_max_s=0.2,
