@@ -60,6 +60,11 @@ class EdgeEngine:
         }
 
     @property
+    def in_flight(self) -> int:
+        """Admitted generations, the running one included: 0 when every slot is free."""
+        return self._in_flight
+
+    @property
     def queue_depth(self) -> int:
         """Admitted generations not yet running (the running one is not counted)."""
         return max(0, self._in_flight - 1)

@@ -17,17 +17,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from bench.replay.process import ReplayCloudProcess
-from edge_worker.engine import EdgeEngine
-from edge_worker.metrics import EdgeMetrics
 from edge_worker.process import EdgeWorkerProcess
-from edge_worker.worker import EdgeWorker
 from router.local_edge import STUCK_AFTER_S, LocalEdge
-from sllm.settings import EdgeSettings
 from sllm.v1 import router_pb2
 from tests.fakes.model import ScriptedModel, steps
-from tests.fakes.worker import SCRIPTED_SPEED
 from tests.fixtures.router import RouterFactory, RunningRouter
 from tests.reliability.conftest import replay_settings
+from tests.reliability.slow_edge import real_time_worker
 from tests.router.requests import ask, route_name
 
 BUDGET_MS = 3_000
@@ -64,14 +60,6 @@ async def until(
             return count, time.monotonic() - started
         await asyncio.sleep(HEALTH_INTERVAL_S)
     raise AssertionError(f"not done within {within_s} s ({count} requests)")
-
-
-def real_time_worker(model: ScriptedModel) -> EdgeWorker:
-    """The production worker around `model`, its deadlines on the real clock (a hang is
-    a matter of real time here)."""
-    metrics = EdgeMetrics()
-    engine = EdgeEngine(model, queue_size=4, metrics=metrics)
-    return EdgeWorker(engine, EdgeSettings(), metrics, SCRIPTED_SPEED)
 
 
 async def test_a_hung_in_process_generation_cannot_hang_the_router(
