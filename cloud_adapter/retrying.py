@@ -59,13 +59,18 @@ def retry_after_s(exc: BaseException | None) -> float | None:
 
 
 class _WaitRetryAfterElseBackoff:
-    def __init__(self, settings: CloudSettings) -> None:
+    def __init__(self, settings: CloudSettings, refused: Callable[[], bool]) -> None:
         self._backoff = wait_random_exponential(
             multiplier=settings.backoff_initial_s, max=settings.backoff_max_s
         )
+        self._refused = refused
 
     def __call__(self, state: RetryCallState) -> float:
         assert state.outcome is not None
+        # The breaker just opened: the next attempt is refused at once, whatever the
+        # wait; waiting out a Retry-After first would be latency for nothing.
+        if self._refused():
+            return 0.0
         asked = retry_after_s(state.outcome.exception())
         return asked if asked is not None else self._backoff(state)
 
@@ -79,17 +84,6 @@ class _StopWhenNextAttemptCannotFit(stop_base):
 
     def __call__(self, state: RetryCallState) -> bool:
         return time.monotonic() + state.upcoming_sleep + self._min_call_s > self._deadline
-
-
-class _StopWhenRefused(stop_base):
-    """Stops when the next attempt would be refused anyway (the breaker just opened):
-    waiting out a Retry-After for a refusal is latency for nothing."""
-
-    def __init__(self, refused: Callable[[], bool]) -> None:
-        self._refused = refused
-
-    def __call__(self, state: RetryCallState) -> bool:
-        return self._refused()
 
 
 def _log_retry(endpoint: str) -> Callable[[RetryCallState], None]:
@@ -116,14 +110,14 @@ def retrying(
     refused: Callable[[], bool],
 ) -> AsyncRetrying:
     """The retry policy of one call: transient failures only, backoff with jitter or the
-    endpoint's Retry-After, never past `max_attempts` nor the deadline, nor when `refused()`
-    (the endpoint's breaker is open). Reraises the last failure as it is."""
+    endpoint's Retry-After, never past `max_attempts` nor the deadline; no wait when
+    `refused()` (the endpoint's breaker is open: the next attempt fails at once). Reraises
+    the last failure as it is."""
     return AsyncRetrying(
         retry=retry_if_exception(is_transient),
-        wait=_WaitRetryAfterElseBackoff(settings),
+        wait=_WaitRetryAfterElseBackoff(settings, refused),
         stop=stop_after_attempt(settings.max_attempts)
-        | _StopWhenNextAttemptCannotFit(deadline, settings.min_call_s)
-        | _StopWhenRefused(refused),
+        | _StopWhenNextAttemptCannotFit(deadline, settings.min_call_s),
         before_sleep=_log_retry(endpoint),
         reraise=True,
     )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
 from cloud_adapter import CloudClient
-from tests.cloud.fault_proxy import FaultProxy
+from tests.cloud.fault_proxy import FaultProxy, proxying
 from tests.fakes.clock import FakeClock
 from tests.fixtures.cloud import StandInServer, running_standin
 
@@ -17,11 +16,8 @@ MakeClient = Callable[..., CloudClient]
 
 @pytest.fixture
 async def proxy(standin_server: StandInServer) -> AsyncIterator[FaultProxy]:
-    upstream = urlsplit(standin_server.base_url)
-    assert upstream.hostname is not None and upstream.port is not None
-    proxy = await FaultProxy(upstream.hostname, upstream.port).start()
-    yield proxy
-    await proxy.aclose()
+    async with proxying(standin_server.base_url) as proxy:
+        yield proxy
 
 
 @pytest.fixture

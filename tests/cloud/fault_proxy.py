@@ -14,7 +14,10 @@ import re
 import socket
 import struct
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,18 @@ class FaultProxy:
                     return
         finally:
             upstream_writer.close()
+
+
+@asynccontextmanager
+async def proxying(base_url: str) -> AsyncIterator[FaultProxy]:
+    """A proxy in front of the server at `base_url` (http://host:port/...), for the block."""
+    upstream = urlsplit(base_url)
+    assert upstream.hostname is not None and upstream.port is not None
+    proxy = await FaultProxy(upstream.hostname, upstream.port).start()
+    try:
+        yield proxy
+    finally:
+        await proxy.aclose()
 
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")

@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -37,6 +36,7 @@ from tests.cloud.fault_proxy import (
     FaultProxy,
     Reset,
     Status,
+    proxying,
 )
 from tests.fixtures.router import RouterFactory, RunningRouter
 from tests.reliability.conftest import replay_settings
@@ -82,11 +82,8 @@ class Run:
 
 @pytest.fixture
 async def proxy(replay_cloud: ReplayCloudProcess) -> AsyncIterator[FaultProxy]:
-    upstream = urlsplit(replay_cloud.base_url)
-    assert upstream.hostname is not None and upstream.port is not None
-    proxy = await FaultProxy(upstream.hostname, upstream.port).start()
-    yield proxy
-    await proxy.aclose()
+    async with proxying(replay_cloud.base_url) as proxy:
+        yield proxy
 
 
 async def start(router_factory: RouterFactory, proxy: FaultProxy) -> RunningRouter:
