@@ -29,6 +29,7 @@ import structlog
 from google.protobuf.json_format import MessageToDict
 
 from router import metrics
+from router.plain import as_dict
 from router.record import RouteResult
 from router.store import open_store
 from router.store.base import FeedbackRow, Writes
@@ -60,7 +61,7 @@ def prompt_sha256(text: str) -> str:
 
 def _row(entry: LoggedRequest, store_prompts: bool) -> dict[str, Any]:
     result = entry.result
-    decision = dataclasses.asdict(result.decision)
+    decision = as_dict(result.decision)
     decision["difficulty"] = result.decision.difficulty
     return {
         "request_id": result.request_id,
@@ -70,7 +71,7 @@ def _row(entry: LoggedRequest, store_prompts: bool) -> dict[str, Any]:
         "prompt_sha256": prompt_sha256(entry.query_text),
         "prompt": entry.query_text if store_prompts else None,
         "messages_json": (
-            json.dumps([dataclasses.asdict(m) for m in entry.messages]) if store_prompts else None
+            json.dumps([as_dict(m) for m in entry.messages]) if store_prompts else None
         ),
         "answer_format": entry.answer_format,
         "route": result.route,

@@ -126,7 +126,15 @@ class PiiDetector:
 def masked(entry: LoggedRequest, detector: PiiDetector) -> LoggedRequest:
     """`entry` as the outcome log may keep it: the prompt, the messages and every answer
     (an answer may quote the prompt) with their personal data masked."""
-    mask = detector.mask
+    # The same texts come up more than once (the answer is the edge's text, the query its
+    # last message): each is searched once.
+    seen: dict[str, str] = {}
+
+    def mask(text: str) -> str:
+        if text not in seen:
+            seen[text] = detector.mask(text)
+        return seen[text]
+
     result = entry.result
     edge = result.edge
     if edge is not None:
