@@ -25,7 +25,8 @@ Failure = Literal["unavailable", "saturated", "deadline"]
 # The edge is cut off this long after its time budget: a worker that keeps to its budget
 # has answered by then (its summary still to send); one that does not (hung, stuck in a
 # call) is cut off there. An edge that goes first with time kept for the cloud ends its
-# share this much earlier, so that the cut-off still leaves the cloud its time.
+# share twice this much earlier: a cut-off edge still leaves the cloud its estimated time,
+# noticing the cut-off included.
 EDGE_GRACE_MS = 250.0
 
 
@@ -190,7 +191,7 @@ def plan(query: Query, s: Situation) -> Plan:
         )
     # Keep time for an escalation when the edge can still answer in what is left.
     edge_time = s.remaining_ms
-    kept = s.remaining_ms - s.est_cloud_ms - EDGE_GRACE_MS
+    kept = s.remaining_ms - s.est_cloud_ms - 2 * EDGE_GRACE_MS
     if no_cloud is None and s.edge.ms(1) <= kept:
         edge_time = kept
     mode, cap = _edge_shape(query, s, edge_time)

@@ -45,7 +45,7 @@ def test_a_confident_score_goes_to_the_edge_first_with_room_to_escalate() -> Non
     assert decided.reasoning_mode == "STEP_BY_STEP"
     assert decided.edge_max_tokens == 200
     # The cloud's estimated time is kept back for an escalation, and the edge's grace.
-    assert decided.edge_time_budget_ms == pytest.approx(10_000.0 - 1_000.0 - EDGE_GRACE_MS)
+    assert decided.edge_time_budget_ms == pytest.approx(10_000.0 - 1_000.0 - 2 * EDGE_GRACE_MS)
     assert "meets the pre-generation threshold 0.50" in decided.why
 
 
