@@ -17,7 +17,7 @@ from cloud_adapter import CloudClient, CloudError, CloudResult, CloudStreamBroke
 from cloud_adapter.errors import CloudDeadlineExceeded, CloudRateLimited
 from router import policy as decide
 from router.edge_client import Edge, EdgeAnswer, EdgeCall, EdgeError
-from router.estimators import CloudLatency, EdgeLatency
+from router.estimators import CloudLatency, EdgeLatency, estimate_prompt_tokens
 from router.explain import reason
 from router.policy import Failure, Plan, Situation, Tier, Verdict
 from router.query import Query
@@ -221,6 +221,7 @@ class Cascade:
                 decode_ms=summary.timings.decode_ms,
                 prompt_tokens=summary.prompt_tokens,
                 completion_tokens=summary.completion_tokens,
+                estimated_prompt_tokens=estimate_prompt_tokens(self.query.messages),
             )
 
     async def _cloud(self, deadline: float) -> AsyncIterator[Event]:

@@ -8,7 +8,10 @@ outlier moves it only a little.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from sllm.chat import ChatMessage
 
 _ALPHA = 0.2
 
@@ -36,18 +39,25 @@ class EdgeEstimate:
 
 
 class EdgeLatency:
-    """Edge time = queue wait + prefill (ms per prompt token) + decode (ms per token)."""
+    """Edge time = queue wait + prefill (ms per prompt token) + decode (ms per token).
+
+    The router only estimates a prompt's tokens from its text; the edge prefills more (the
+    chat template, the answer format's instruction): that difference is learned too, so
+    the prefill is planned for the prompt the edge actually reads."""
 
     def __init__(self, *, prefill_tokens_per_s: float, decode_tokens_per_s: float) -> None:
         self._lock = threading.Lock()
         self._queue_ms = _Ewma(0.0)
         self._prefill_ms_per_token = _Ewma(1000.0 / max(prefill_tokens_per_s, 1e-3))
         self._decode_ms_per_token = _Ewma(1000.0 / max(decode_tokens_per_s, 1e-3))
+        self._unseen_prompt_tokens = _Ewma(0.0)
 
     def estimate(self, prompt_tokens: int) -> EdgeEstimate:
+        """`prompt_tokens`: `estimate_tokens` of the messages."""
         with self._lock:
+            prefilled = prompt_tokens + self._unseen_prompt_tokens.value
             return EdgeEstimate(
-                overhead_ms=self._queue_ms.value + prompt_tokens * self._prefill_ms_per_token.value,
+                overhead_ms=self._queue_ms.value + prefilled * self._prefill_ms_per_token.value,
                 ms_per_token=self._decode_ms_per_token.value,
             )
 
@@ -59,9 +69,14 @@ class EdgeLatency:
         decode_ms: float,
         prompt_tokens: int,
         completion_tokens: int,
+        estimated_prompt_tokens: int | None = None,
     ) -> None:
+        """`prompt_tokens`: those the edge prefilled; `estimated_prompt_tokens`: what
+        `estimate` was given for the same prompt."""
         with self._lock:
             self._queue_ms.update(queue_ms)
+            if estimated_prompt_tokens is not None and prompt_tokens > 0:
+                self._unseen_prompt_tokens.update(max(0, prompt_tokens - estimated_prompt_tokens))
             if prompt_tokens > 0:
                 self._prefill_ms_per_token.update(prefill_ms / prompt_tokens)
             if completion_tokens > 1:
@@ -88,6 +103,31 @@ class CloudLatency:
                 self._ms_per_token.update((latency_ms - ttft_ms) / (completion_tokens - 1))
 
 
+class RouterOverhead:
+    """The router's own time in a request, beyond the tiers' work: deciding, dispatching to
+    a tier and back, scoring an edge answer, committing the outcome row. `reserve_ms` is
+    what a plan keeps for it: the mean plus four mean deviations (as TCP's retransmission
+    timer does), so that a budget holds for nearly every request, not half of them."""
+
+    def __init__(self, *, initial_ms: float = 10.0) -> None:
+        self._lock = threading.Lock()
+        self._mean = _Ewma(initial_ms)
+        self._deviation = _Ewma(initial_ms / 2.0)
+
+    def reserve_ms(self) -> float:
+        with self._lock:
+            return self._mean.value + 4.0 * self._deviation.value
+
+    def observe(self, ms: float) -> None:
+        with self._lock:
+            self._deviation.update(abs(ms - self._mean.value))
+            self._mean.update(ms)
+
+
 def estimate_tokens(text: str) -> int:
     """A fast prompt-length estimate (about 4 characters per token for English BPE)."""
     return len(text) // 4 + 1
+
+
+def estimate_prompt_tokens(messages: Iterable[ChatMessage]) -> int:
+    return estimate_tokens("".join(m.content for m in messages))

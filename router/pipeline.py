@@ -22,7 +22,12 @@ from router.auth.access import Access
 from router.budget import latency_budget
 from router.cascade import Cascade, Event, RouteFailed
 from router.edge_client import Edge, EdgeAnswer
-from router.estimators import CloudLatency, EdgeLatency, estimate_tokens
+from router.estimators import (
+    CloudLatency,
+    EdgeLatency,
+    RouterOverhead,
+    estimate_prompt_tokens,
+)
 from router.outcomes import LoggedRequest, OutcomeLog, Written
 from router.policy import Situation
 from router.privacy import PiiDetector, masked
@@ -39,8 +44,18 @@ log = structlog.get_logger("router")
 __all__ = ["Event", "RouteFailed", "Router"]
 
 
-def _prompt_tokens(query: Query) -> int:
-    return estimate_tokens("".join(m.content for m in query.messages))
+def _own_ms(cascade: Cascade) -> float:
+    """The request's time so far that was not the tiers' own work: the router's. A tier
+    that answered counts its own time (so reaching it is the router's); one that failed,
+    all the time it was waited for (a failure is no overhead to plan for)."""
+    timings = cascade.record.timings
+    edge_ms, cloud_ms = timings.edge_ms, timings.cloud_ms
+    if cascade.edge_answer is not None:
+        worker = cascade.edge_answer.summary.timings
+        edge_ms = worker.queue_ms + worker.prefill_ms + worker.decode_ms
+    if cascade.cloud_result is not None:
+        cloud_ms = cascade.cloud_result.latency_ms
+    return (time.monotonic() - cascade.started) * 1000.0 - edge_ms - cloud_ms
 
 
 class Router:
@@ -62,6 +77,7 @@ class Router:
         self.outcomes = outcomes
         self.edge_latency = edge_latency
         self.cloud_latency = cloud_latency
+        self.overhead = RouterOverhead()
         # In this process, or shared by a fleet when the outcome store is PostgreSQL.
         self.spend = outcomes.store.tenant_spend(
             budget_usd=settings.tenant_budget_usd, window_s=settings.tenant_budget_window_s
@@ -82,7 +98,7 @@ class Router:
         """The cloud's estimated cost for the query; 0 without a cloud."""
         if self.cloud is None:
             return 0.0
-        return self.cloud.estimate_cost(_prompt_tokens(query), query.max_tokens)
+        return self.cloud.estimate_cost(estimate_prompt_tokens(query.messages), query.max_tokens)
 
     def decide(
         self,
@@ -109,7 +125,7 @@ class Router:
         p_edge_ok = policy.p_edge_ok(query.text)
         pii_kinds = self.pii.kinds(m.content for m in query.messages)
         edge_only = self.settings.pii.policy_for(query.tenant) == "edge_only"
-        prompt_tokens = _prompt_tokens(query)
+        prompt_tokens = estimate_prompt_tokens(query.messages)
         edge = self.edge_latency.estimate(prompt_tokens)
         est_cloud_ms = self.cloud_latency.estimate_ms(query.max_tokens)
         cloud_cost = self._cloud_cost(query)
@@ -129,6 +145,7 @@ class Router:
             step_by_step_worth=query.answer_format in self.settings.step_by_step_formats,
             pii_kept_local=pii_kinds if edge_only else (),
             reply_margin_ms=self.settings.reply_margin_ms,
+            overhead_ms=self.overhead.reserve_ms(),
         )
         plan = decide.plan(query, situation)
         record = DecisionRecord(
@@ -203,6 +220,7 @@ class Router:
                         await self.outcomes.committed(
                             written, timeout_s=self.settings.outcome_commit_wait_s
                         )
+                        self.overhead.observe(_own_ms(cascade))
                     yield event
         finally:
             if not settled:

@@ -57,6 +57,9 @@ class Situation:
     pii_kept_local: tuple[str, ...] = ()
     # Kept for the reply after the router is done: a budget that would work includes it.
     reply_margin_ms: float = 0.0
+    # The router's own time in a request (deciding, dispatching, replying), as measured:
+    # the tiers get the rest of `remaining_ms`.
+    overhead_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +89,20 @@ class Verdict:
     degraded: bool = False
 
 
+def reserved(s: Situation) -> Situation:
+    """`s` with the router's overheads taken out of the time left, and added to what a
+    budget that would work must hold (applying it twice takes nothing more)."""
+    return dataclasses.replace(
+        s,
+        remaining_ms=max(0.0, s.remaining_ms - s.overhead_ms),
+        reply_margin_ms=s.reply_margin_ms + s.overhead_ms,
+        overhead_ms=0.0,
+    )
+
+
 def cloud_blocker(query: Query, s: Situation) -> str | None:
     """Why the cloud may not answer this query, or None when it may."""
+    s = reserved(s)
     if query.local_only:
         return "the query is local_only"
     if query.route_hint == "EDGE_ONLY":
@@ -161,7 +176,9 @@ def _edge_shape(query: Query, s: Situation, time_ms: float) -> tuple[ReasoningMo
 
 
 def plan(query: Query, s: Situation) -> Plan:
-    """Decides which tier answers first, and how deeply the edge may think."""
+    """Decides which tier answers first, and how deeply the edge may think, with the time
+    the router's own work leaves."""
+    s = reserved(s)
     no_cloud = cloud_blocker(query, s)
     no_edge = _edge_blocker(query, s)
     if no_cloud is not None and no_edge is not None:
@@ -211,7 +228,8 @@ def plan(query: Query, s: Situation) -> Plan:
         other_tier_allowed=no_cloud is None,
         reasoning_mode=mode,
         edge_max_tokens=cap,
-        edge_time_budget_ms=edge_time,
+        # The edge reads its deadline before each token, so one token may end past it.
+        edge_time_budget_ms=max(s.edge.ms(1), edge_time - s.edge.ms_per_token),
         cloud_time_budget_ms=s.remaining_ms,
         why=why,
         cloud_blocker=no_cloud,

@@ -44,8 +44,11 @@ def test_a_confident_score_goes_to_the_edge_first_with_room_to_escalate() -> Non
     assert decided.other_tier_allowed
     assert decided.reasoning_mode == "STEP_BY_STEP"
     assert decided.edge_max_tokens == 200
-    # The cloud's estimated time is kept back for an escalation, and the edge's grace.
-    assert decided.edge_time_budget_ms == pytest.approx(10_000.0 - 1_000.0 - 2 * EDGE_GRACE_MS)
+    # The cloud's estimated time is kept back for an escalation, and the edge's grace; the
+    # edge's deadline falls a token (10 ms) earlier, as a token begun before it ends after.
+    assert decided.edge_time_budget_ms == pytest.approx(
+        10_000.0 - 1_000.0 - 2 * EDGE_GRACE_MS - 10.0
+    )
     assert "meets the pre-generation threshold 0.50" in decided.why
 
 

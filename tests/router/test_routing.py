@@ -12,6 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from router.estimators import RouterOverhead
 from sllm.settings import RouterSettings
 from sllm.v1 import common_pb2, router_pb2
 from tests.fixtures.cloud import StandInServer
@@ -85,7 +86,8 @@ async def test_a_budget_too_small_for_the_cloud_keeps_the_answer_at_the_edge(
     assert decision.low_confidence
     assert decision.budget.latency_budget_source == "request"
     assert decision.budget.est_cloud_ms > decision.budget.latency_budget_ms
-    planned_ms = 20_000 - RouterSettings().reply_margin_ms
+    # Less the reply's margin and the router's overheads (their prior: none measured yet).
+    planned_ms = 20_000 - RouterSettings().reply_margin_ms - RouterOverhead().reserve_ms()
     assert "the cloud needs about" in decision.reason
     assert f"{planned_ms:.0f} ms remain" in decision.reason
     assert "low confidence" in decision.reason
