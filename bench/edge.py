@@ -248,9 +248,13 @@ def _accuracy(answered: list[Answered]) -> float:
     return sum(a.correct for a in answered) / len(answered)
 
 
-def run(quick: bool) -> int:
-    count, max_tokens, repeats = (12, 128, 4) if quick else (200, 256, 20)
-    questions = load_questions(count)
+def run(quick: bool, *, questions: int | None = None, pairs: int | None = None,
+        max_tokens: int | None = None) -> int:
+    """Sizes: --quick's, else the full run's; each can be set on its own (the suite's quick
+    run takes fewer than --quick)."""
+    count, tokens, repeats = (12, 128, 4) if quick else (200, 256, 20)
+    count, max_tokens, repeats = questions or count, max_tokens or tokens, pairs or repeats
+    drawn = load_questions(count)
     with worker() as (stub, pid):
         throughput = measure_throughput(stub, pid, max_tokens=max_tokens, repeats=repeats)
         print(
@@ -260,14 +264,14 @@ def run(quick: bool) -> int:
             f"{throughput.ratio:.3f}, per CPU second {throughput.cpu_ratio:.3f}",
             flush=True,
         )
-        off = answer_all(stub, questions, early_exit=False, max_tokens=max_tokens)
-        on = answer_all(stub, questions, early_exit=True, max_tokens=max_tokens)
+        off = answer_all(stub, drawn, early_exit=False, max_tokens=max_tokens)
+        on = answer_all(stub, drawn, early_exit=True, max_tokens=max_tokens)
     tokens_off = sum(a.tokens for a in off)
     tokens_on = sum(a.tokens for a in on)
     saving = 1 - tokens_on / tokens_off if tokens_off else 0.0
-    print(f"early exit on {len(questions)} questions (step by step, max_tokens={max_tokens}):")
+    print(f"early exit on {len(drawn)} questions (step by step, max_tokens={max_tokens}):")
     print(f"{'source':<12}{'n':>4}{'tokens off':>12}{'tokens on':>11}{'acc off':>9}{'acc on':>8}")
-    for source in dict.fromkeys(q.source for q in questions):
+    for source in dict.fromkeys(q.source for q in drawn):
         part_off = [a for a in off if a.question.source == source]
         part_on = [a for a in on if a.question.source == source]
         print(
@@ -284,6 +288,6 @@ def run(quick: bool) -> int:
         f"bare_tokens_per_s={throughput.bare_tokens_per_s:.1f} "
         f"early_exit_token_saving={saving:.3f} "
         f"accuracy_off={_accuracy(off):.3f} accuracy_on={_accuracy(on):.3f} "
-        f"accuracy_delta={_accuracy(on) - _accuracy(off):+.3f} questions={len(questions)}"
+        f"accuracy_delta={_accuracy(on) - _accuracy(off):+.3f} questions={len(drawn)}"
     )
     return 0

@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.results import headline
 from router.outcomes import LoggedRequest, OutcomeLog
 from router.record import BudgetSeen, DecisionRecord, RouteResult
 from router.store import shown
@@ -123,6 +124,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  {name} / sqlite: {rate / sqlite:.2f}")
     if args.postgres:
         print(f"  (postgresql: {shown(args.postgres)})")
+    # The headline: the rates, and PostgreSQL's against SQLite's in the same run.
+    rates = {"sqlite_rows_per_s": sqlite}
+    for name, _, writers in cases[1:]:
+        rates[f"postgres_{writers}w_rows_per_s"] = figures[name]
+        rates[f"postgres_{writers}w_over_sqlite"] = figures[name] / sqlite
+    print(headline(rates))
     return 0
 
 

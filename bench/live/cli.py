@@ -18,7 +18,8 @@ HELP = (
 def _run(args: argparse.Namespace) -> int:
     from bench.live.run import run
 
-    return run(quick=args.quick, questions=args.questions, prior=args.prior, keep=args.keep)
+    return run(quick=args.quick, questions=args.questions, prior=args.prior, keep=args.keep,
+               out=args.out)
 
 
 def register(bench_sub: SubParsers) -> None:
@@ -34,4 +35,7 @@ def register(bench_sub: SubParsers) -> None:
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="keep the outcome log, tables, policies, figures and process logs "
                         "in DIR (new or empty), e.g. to reuse the table as a --prior")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="write the routing-value table and figures (live.json) and "
+                        "its plot (live.png) into DIR")
     parser.set_defaults(handler=_run)

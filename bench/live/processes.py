@@ -47,6 +47,9 @@ def live_system(scratch: Path, policy_dir: Path) -> Iterator[LiveSystem]:
                 "SLLM_CLOUD__BASE_URL": cloud.base_url,
                 "SLLM_CLOUD__MODEL": "replay",
                 "SLLM_CLOUD__API_KEY": "unused",
+                # GPT-4o's list prices (USD per million tokens), so that costs compare.
+                "SLLM_CLOUD__PRICE_INPUT_PER_MTOK": "2.5",
+                "SLLM_CLOUD__PRICE_OUTPUT_PER_MTOK": "10",
                 "SLLM_ROUTER__OUTCOME_DB": str(db),
                 # The learner reads the prompts; by default only their hash is logged.
                 "SLLM_ROUTER__STORE_PROMPTS": "true",

@@ -28,9 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.live import value
 from bench.live.processes import REPLAY_LATENCY, live_system
 from bench.live.table import per_question
 from bench.live.traffic import Answered, Phase, active_policy_version, auto_routed, both_tiers
+from bench.live.value import Outcomes
+from bench.live.value_plot import plot
+from bench.results import write_json
 from router.learning.datasets import TASKS, Question, sample
 from router.outcome_table import OutcomeRow, read_table, write_table
 from router.scorer import default_policy_dir
@@ -222,11 +226,27 @@ def _scratch(keep: Path | None) -> contextlib.AbstractContextManager[str]:
     return contextlib.nullcontext(str(keep))
 
 
-async def _main(total: int, prior: Path | None, keep: Path | None) -> int:
+def _report_value(out: Path, testing: Sequence[OutcomeRow], edge: Phase, cloud: Phase,
+                  policy: Path | None, auto: Sequence[Answered],
+                  figures: dict[str, float]) -> None:
+    """The routing-value table (printed, and with the figures in live.json) and its plot."""
+    outcomes = Outcomes.of(testing, edge.answered, cloud.answered)
+    rows, scores = value.table(testing, outcomes, policy, auto)
+    value.print_table(rows)
+    # The headline's reference, also when no policy was learned (then it is alone).
+    oracle = next(row for row in rows if row.router == "oracle")
+    figures.setdefault("oracle_cloud_saved_at_95", 1.0 - oracle.cloud_share)
+    write_json(out, "live", {"routers": value.as_json(rows), "figures": figures})
+    plot(out / "live.png", rows, scores, outcomes)
+
+
+async def _main(total: int, prior: Path | None, keep: Path | None, out: Path | None) -> int:
     steps = Steps()
     questions = traffic(total)
     learning_ids = {q.id for q in questions[: int(len(questions) * LEARN_SHARE)]}
     figures: dict[str, float] = {}
+    learned: Path | None = None
+    auto = Phase([], [])
     with _scratch(keep) as tmp:
         scratch = Path(tmp)
         policies = {"with_signals": scratch / "active-policy",
@@ -273,7 +293,10 @@ async def _main(total: int, prior: Path | None, keep: Path | None) -> int:
                 test_ids = {row.id for row in testing}
                 auto = await auto_routed(target, [q for q in questions if q.id in test_ids])
                 figures.update(_phase2_figures(auto, cloud))
+                learned = policies["with_signals"]
                 steps.done("phase 2")
+            if out is not None:
+                _report_value(out, testing, edge, cloud, learned, auto.answered, figures)
     figures["minutes"] = (time.monotonic() - steps.started) / 60.0
     print(" ".join(f"{key}={value if isinstance(value, int) else round(value, 4)}"
                    for key, value in figures.items()))
@@ -281,10 +304,10 @@ async def _main(total: int, prior: Path | None, keep: Path | None) -> int:
 
 
 def run(*, quick: bool, questions: int | None = None, prior: Path | None = None,
-        keep: Path | None = None) -> int:
+        keep: Path | None = None, out: Path | None = None) -> int:
     total = questions or (QUICK_QUESTIONS if quick else QUESTIONS)
     try:
-        return asyncio.run(_main(total, prior, keep))
+        return asyncio.run(_main(total, prior, keep, out))
     except StepFailed as failed:
         print(f"sllm bench live: {failed}", file=sys.stderr)
         return 1

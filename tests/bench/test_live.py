@@ -34,7 +34,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     keep = scratch / "run"
     done = subprocess.run(
         [sys.executable, "-m", "sllm", "bench", "live", "--questions", str(QUESTIONS),
-         "--prior", str(prior), "--keep", str(keep)],
+         "--prior", str(prior), "--keep", str(keep), "--out", str(scratch / "figures")],
         capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -112,3 +112,18 @@ def test_last_line_holds_the_figures(run: tuple[Path, list[str]]) -> None:
         # NaN when the few test rows hold one class only.
         value = float(figures[key])
         assert math.isnan(value) or 0.0 <= value <= 1.0, key
+
+
+@pytest.mark.slow
+def test_the_routing_value_table_has_every_router(run: tuple[Path, list[str]]) -> None:
+    figures = run[0].parent / "figures"
+    rows = json.loads((figures / "live.json").read_text())["routers"]
+    names = [row["router"] for row in rows]
+    assert names[:2] == ["always edge", "always cloud"]
+    assert {"pre-generation only (RouteLLM-style)", "cascade, offline",
+            "sllm, live (cascade, early exit)", "oracle"} <= set(names)
+    assert any(name.startswith("random at ") for name in names)
+    for row in rows:
+        assert 0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["cloud_share"] <= 1.0, row
+        assert row["p50_ms"] <= row["p95_ms"], row
+    assert (figures / "live.png").stat().st_size > 0
