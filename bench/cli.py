@@ -8,7 +8,8 @@ import argparse
 import importlib
 from pathlib import Path
 
-from bench import replay_cloud, store
+from bench import memory, replay_cloud, store
+from bench.capacity import cli as capacity
 from bench.deadlines import cli as deadlines
 from bench.live import cli as live
 from bench.results import DEFAULT_OUT
@@ -69,4 +70,6 @@ def register(sub: SubParsers) -> None:
     store.register(bench_sub)
     live.register(bench_sub)
     signals.register(bench_sub)
+    capacity.register(bench_sub)
+    memory.register(bench_sub)
     deadlines.register(bench_sub)

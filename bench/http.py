@@ -45,13 +45,16 @@ BODY = json.dumps(
 
 
 class BareHttp:
-    """POSTs the request on one kept-alive connection and reads the whole answer."""
+    """POSTs a request (`body`: a chat completion's) on one kept-alive connection and reads
+    the whole answer."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, body: bytes = BODY
+    ) -> None:
         self._reader, self._writer = reader, writer
         self._request = (
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: bench\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         )
 
     async def post(self) -> bytes:

@@ -3,9 +3,11 @@
 1. Decision overhead, in-process: `Router.decide` (features, the ONNX scorer, budget and
    policy: everything before a tier runs) on real questions from ../shared/data; p50, p99.
 2. Added latency: the same 1-token request sent to a real edge worker directly, and
-   through two real router processes (local_only, so a router calls only the edge): one
-   running the edge in its own process (`sllm up`'s default), one calling that edge worker
-   over gRPC; calls rotate so all see the same load. added = p50(router) - p50(direct).
+   through three real router processes (local_only, so a router calls only the edge): one
+   running the edge in its own process (`sllm up`'s default), the same with
+   `router.outcome_commit_wait_s = 0` (it answers without waiting for its outcome-log row's
+   commit: what that durability costs), and one calling that edge worker over gRPC; calls
+   rotate so all see the same load. added = p50(router) - p50(direct).
 
 The last line prints the headline figures as key=value pairs.
 """
@@ -44,7 +46,8 @@ from sllm.v1 import common_pb2, edge_pb2, edge_pb2_grpc, router_pb2, router_pb2_
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 ONE_TOKEN_QUESTION = "What is the capital of France?"
-TARGETS = {"decision_p99_ms": 0.5, "added_p50_ms": 1.0}
+TARGETS = {"decision_p99_ms": 0.5, "added_p50_ms": 1.0, "added_grpc_edge_p50_ms": 1.0}
+NO_COMMIT_WAIT = "SLLM_ROUTER__OUTCOME_COMMIT_WAIT_S"
 
 
 def _questions(limit: int) -> list[str]:
@@ -133,8 +136,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def router_process(edge_target: str, scratch: Path, *, http_port: int = 0) -> Iterator[str]:
-    """`sllm router serve` on a free port (its HTTP door on `http_port`; 0: none)."""
+def router_process(
+    edge_target: str, scratch: Path, *, http_port: int = 0, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`sllm router serve` on a free port (its HTTP door on `http_port`; 0: none); `env`:
+    more settings (SLLM_* variables)."""
     scratch.mkdir()
     port = free_port()
     env = {
@@ -143,6 +149,7 @@ def router_process(edge_target: str, scratch: Path, *, http_port: int = 0) -> It
         "SLLM_ROUTER__HTTP_PORT": str(http_port),
         "SLLM_ROUTER__OUTCOME_DB": str(scratch / "outcomes.sqlite3"),
         "SLLM_LOG__LEVEL": "warning",
+        **(env or {}),
     }
     process = children.popen(
         [
@@ -247,15 +254,18 @@ async def _main(quick: bool) -> int:
         try:
             with (
                 router_process(IN_PROCESS, scratch / "in-process") as in_process,
+                router_process(
+                    IN_PROCESS, scratch / "no-wait", env={NO_COMMIT_WAIT: "0"}
+                ) as unwaited,
                 router_process(edge.target, scratch / "grpc") as over_grpc,
             ):
-                routers = {"in_process": in_process, "grpc_edge": over_grpc}
+                routers = {"in_process": in_process, "no_wait": unwaited, "grpc_edge": over_grpc}
                 for target in routers.values():
                     await wait_serving(target)
                 calls = await measure_added_latency(edge.target, routers, call_rounds)
         finally:
             edge.stop()
-    local, remote = calls["in_process"], calls["grpc_edge"]
+    local, remote, no_wait = calls["in_process"], calls["grpc_edge"], calls["no_wait"]
     figures = {
         "decision_p50_ms": statistics.median(decisions.wall),
         "decision_p99_ms": percentile(decisions.wall, 0.99),
@@ -263,9 +273,11 @@ async def _main(quick: bool) -> int:
         "decision_cpu_p99_ms": percentile(decisions.cpu, 0.99),
         "scorer_p50_ms": statistics.median(decisions.scorer),
         "scorer_p99_ms": percentile(decisions.scorer, 0.99),
-        "direct_p50_ms": statistics.median(local.direct + remote.direct),
+        "direct_p50_ms": statistics.median(local.direct + remote.direct + no_wait.direct),
         "added_p50_ms": local.added_p50_ms,
         "added_paired_p50_ms": local.added_paired_p50_ms,
+        "added_no_commit_wait_p50_ms": no_wait.added_p50_ms,
+        "added_no_commit_wait_paired_p50_ms": no_wait.added_paired_p50_ms,
         "added_grpc_edge_p50_ms": remote.added_p50_ms,
         "added_grpc_edge_paired_p50_ms": remote.added_paired_p50_ms,
         "inside_router_p50_ms": statistics.median(local.inside_router),
@@ -290,6 +302,7 @@ async def _main(quick: bool) -> int:
     print(f"  direct to the edge worker          p50 {figures['direct_p50_ms']:.2f} ms")
     for name, label in (
         ("in_process", "router, edge in its process"),
+        ("no_wait", "  the same, no commit wait"),
         ("grpc_edge", "router, edge over gRPC"),
     ):
         one = calls[name]

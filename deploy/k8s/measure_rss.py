@@ -2,7 +2,7 @@
 (`sllm edge serve`), a router calling it over gRPC, and a router with the edge in its own
 process, at idle and under a short concurrent load. deploy/README.md has the figures.
 
-    python deploy/k8s/measure_rss.py [--requests 48] [--concurrency 8]
+    python deploy/k8s/measure_rss.py [--requests 48] [--concurrency 8] [--json PATH]
 
 Starts a cloud stand-in, the edge worker and both routers on free ports of 127.0.0.1 (the
 outcome logs in a temporary directory), waits until each answers gRPC health, reads
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -150,6 +151,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=48, help="per router")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--json", type=Path, help="also write the figures here (KiB)")
     args = parser.parse_args()
     ports = {name: free_port() for name in ("cloud", "edge", "edge_m", "r", "r_m", "ri", "ri_m")}
     cloud = {
@@ -208,6 +210,14 @@ async def main() -> int:
     print(f"{'process':<28}{'idle RSS':>10}{'load RSS':>10}{'VmHWM':>8}  (MiB)")
     for name in measured:
         print(f"{name:<28}{mib(idle[name]):>10}{mib(sampler.peak[name]):>10}{mib(hwm[name]):>8}")
+    if args.json is not None:
+        figures = {
+            name: {"idle_kib": idle[name], "load_kib": sampler.peak[name], "hwm_kib": hwm[name]}
+            for name in measured
+        }
+        report = {"requests": args.requests, "concurrency": args.concurrency,
+                  "load_seconds": seconds, "routes": routes, "processes": figures}
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -1,0 +1,1 @@
+"""`sllm bench capacity`: the router's throughput and latency with instant tiers."""
