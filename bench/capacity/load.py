@@ -84,11 +84,12 @@ class Results:
 async def closed_loop(clients: list[Call], requests: int, seconds: float) -> Results:
     """Each client sends its next request as soon as the last one is answered."""
     results, end = Results(), time.monotonic() + seconds
+    issued = 0
 
     async def drive(call: Call) -> None:
-        while len(results.latencies_ms) + len(results.errors) < requests:
-            if time.monotonic() > end:
-                return
+        nonlocal issued
+        while issued < requests and time.monotonic() <= end:
+            issued += 1
             started = time.perf_counter()
             try:
                 await call()
