@@ -11,6 +11,7 @@ from pathlib import Path
 from bench import memory, replay_cloud, store
 from bench.capacity import cli as capacity
 from bench.deadlines import cli as deadlines
+from bench.fuzz import cli as fuzz
 from bench.live import cli as live
 from bench.results import DEFAULT_OUT
 from bench.signals import cli as signals
@@ -70,6 +71,7 @@ def register(sub: SubParsers) -> None:
     store.register(bench_sub)
     live.register(bench_sub)
     signals.register(bench_sub)
+    fuzz.register(bench_sub)
     capacity.register(bench_sub)
     memory.register(bench_sub)
     deadlines.register(bench_sub)

@@ -51,9 +51,11 @@ class EdgeWorkerServicer:
 
     async def Info(
         self,
-        request: edge_pb2.EdgeInfoRequest,
+        request: edge_pb2.EdgeInfoRequest | Undecodable,
         context: grpc.aio.ServicerContext[edge_pb2.EdgeInfoRequest, edge_pb2.EdgeInfo],
     ) -> edge_pb2.EdgeInfo:
+        if isinstance(request, Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         return self._worker.info()
 
 
@@ -68,7 +70,7 @@ def add_to_server(servicer: EdgeWorkerServicer, server: grpc.aio.Server) -> None
         ),
         "Info": grpc.unary_unary_rpc_method_handler(
             servicer.Info,
-            request_deserializer=edge_pb2.EdgeInfoRequest.FromString,
+            request_deserializer=lenient_deserializer(edge_pb2.EdgeInfoRequest),
             response_serializer=edge_pb2.EdgeInfo.SerializeToString,
         ),
     }

@@ -39,10 +39,15 @@ def _messages(request: router_pb2.RouteRequest, max_chars: int) -> list[ChatMess
         if "\x00" in message.content:
             raise InvalidRequest(f"messages[{i}].content contains a NUL character")
     if messages[-1].role != "user" or not messages[-1].content.strip():
-        raise InvalidRequest("the last message must be a non-empty ROLE_USER message")
+        raise InvalidRequest(
+            f"messages[{len(messages) - 1}]: the last message must be a non-empty ROLE_USER "
+            "message"
+        )
     total = sum(len(m.content) for m in messages)
     if total > max_chars:
-        raise InvalidRequest(f"the prompt is {total} characters long; the limit is {max_chars}")
+        raise InvalidRequest(
+            f"messages: the prompt is {total} characters long; the limit is {max_chars}"
+        )
     return messages
 
 

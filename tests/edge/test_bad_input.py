@@ -67,6 +67,16 @@ def test_malformed_bytes_are_invalid_argument(edge_server: EdgeWorkerProcess) ->
     assert "not a valid sllm.v1.EdgeGenerateRequest" in (raised.value.details() or "")
 
 
+def test_malformed_info_bytes_are_invalid_argument(edge_server: EdgeWorkerProcess) -> None:
+    # Info takes an empty message, yet its bytes can be corrupt too: not grpc's UNKNOWN.
+    with grpc.insecure_channel(edge_server.target) as channel:
+        raw_info = channel.unary_unary("/sllm.v1.EdgeWorker/Info")
+        with pytest.raises(grpc.RpcError) as raised:
+            raw_info(b"\x00", timeout=30)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid sllm.v1.EdgeInfoRequest" in (raised.value.details() or "")
+
+
 def test_worker_still_serves_after_bad_requests(edge_server: EdgeWorkerProcess) -> None:
     with edge_stub(edge_server.target) as stub:
         for request, _ in BAD_REQUESTS.values():
