@@ -43,6 +43,8 @@ SUITE = (
     Benchmark("edge", ("--questions", "6", "--pairs", "2", "--max-tokens", "64"), ()),
     Benchmark("router", ("--quick",), ()),
     Benchmark("http", ("--quick",), ()),
+    Benchmark("capacity", ("--quick",), (), takes_out=True),
+    Benchmark("memory", ("--quick",), (), takes_out=True),
     Benchmark("store", ("--rows", "2000", "--repeats", "1"), ()),
     Benchmark("deadlines", ("--questions", "12"), (), takes_out=True),
     Benchmark("live", ("--quick",), (), takes_out=True),
