@@ -71,7 +71,7 @@ def register(sub: SubParsers) -> None:
     store.register(bench_sub)
     live.register(bench_sub)
     signals.register(bench_sub)
-    fuzz.register(bench_sub)
     capacity.register(bench_sub)
     memory.register(bench_sub)
     deadlines.register(bench_sub)
+    fuzz.register(bench_sub)

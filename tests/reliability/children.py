@@ -27,6 +27,11 @@ async def start_router_child(
         **{f"SLLM_ROUTER__{name.upper()}": value for name, value in settings.items()},
     }
     return await asyncio.to_thread(
-        start_router, "--edge", edge_target, "--policy", str(policy),
-        env=env, log_path=tmp_path / "router.log",
+        start_router,
+        "--edge",
+        edge_target,
+        "--policy",
+        str(policy),
+        env=env,
+        log_path=tmp_path / "router.log",
     )

@@ -56,7 +56,9 @@ async def draining(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     model = ScriptedModel(steps("Paris", "."), pause_at=0)
     async with serving_scripted_edge(model) as edge:
         router = await start_router_child(
-            edge, tmp_path, tmp_path / "outcomes.sqlite3",
+            edge,
+            tmp_path,
+            tmp_path / "outcomes.sqlite3",
             shutdown_grace_s=str(request.param),
         )
         try:
