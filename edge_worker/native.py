@@ -54,8 +54,10 @@ class NativeModel:
         _init_backend()
         model_params = llama_cpp.llama_model_default_params()
         model_params.use_extra_bufts = extra_buffers
-        self._model: Any = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
-        if not self._model:
+        self._model_handle: Any = llama_cpp.llama_model_load_from_file(
+            str(path).encode(), model_params
+        )
+        if not self._model_handle:
             raise NativeError(f"llama.cpp could not load {path}")
         context_params = llama_cpp.llama_context_default_params()
         context_params.n_ctx = n_ctx
@@ -68,40 +70,44 @@ class NativeModel:
         # continue as the same prompt read whole.
         if hasattr(context_params, "flash_attn_type"):
             context_params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        self._ctx: Any = llama_cpp.llama_init_from_model(self._model, context_params)
-        if not self._ctx:
-            llama_cpp.llama_model_free(self._model)
+        self._context_handle: Any = llama_cpp.llama_init_from_model(
+            self._model_handle, context_params
+        )
+        if not self._context_handle:
+            llama_cpp.llama_model_free(self._model_handle)
             raise NativeError(f"llama.cpp could not create a context of {n_ctx} tokens for {path}")
-        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
-        self._memory = llama_cpp.llama_get_memory(self._ctx)
-        self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx))
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model_handle)
+        self._memory = llama_cpp.llama_get_memory(self._context_handle)
+        self.n_ctx = int(llama_cpp.llama_n_ctx(self._context_handle))
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self._one = (llama_cpp.llama_token * 1)()
         self._piece = ctypes.create_string_buffer(64)
 
     def close(self) -> None:
-        if self._ctx:
-            llama_cpp.llama_free(self._ctx)
-            self._ctx = None
-        if self._model:
-            llama_cpp.llama_model_free(self._model)
-            self._model = None
+        if self._context_handle:
+            llama_cpp.llama_free(self._context_handle)
+            self._context_handle = None
+        if self._model_handle:
+            llama_cpp.llama_model_free(self._model_handle)
+            self._model_handle = None
 
     def meta(self, key: str) -> str | None:
         """A metadata value of the GGUF file as text, None when the file has no such key."""
         buffer = ctypes.create_string_buffer(_META_BUFFER)
-        size = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buffer, _META_BUFFER)
+        size = llama_cpp.llama_model_meta_val_str(
+            self._model_handle, key.encode(), buffer, _META_BUFFER
+        )
         if size < 0:
             return None
         if size >= _META_BUFFER:
             buffer = ctypes.create_string_buffer(size + 1)
-            llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buffer, size + 1)
+            llama_cpp.llama_model_meta_val_str(self._model_handle, key.encode(), buffer, size + 1)
         return buffer.value.decode(errors="replace")
 
     def chat_template(self) -> str | None:
         """The model's default chat template: Jinja text, or (for a few popular files that
         carry none) the name of one of llama.cpp's built-in templates."""
-        template: bytes | None = llama_cpp.llama_model_chat_template(self._model, None)
+        template: bytes | None = llama_cpp.llama_model_chat_template(self._model_handle, None)
         return template.decode(errors="replace") if template else None
 
     def token_text(self, token: int) -> str:
@@ -142,7 +148,7 @@ class NativeModel:
         else:
             array = (llama_cpp.llama_token * len(tokens))(*tokens)
             batch = llama_cpp.llama_batch_get_one(array, len(tokens))
-        status = llama_cpp.llama_decode(self._ctx, batch)
+        status = llama_cpp.llama_decode(self._context_handle, batch)
         if status != 0:
             # 1: no room left in the KV cache; negative: an error.
             raise NativeError(f"llama_decode failed with status {status}")
@@ -158,7 +164,7 @@ class NativeModel:
     def last_logits(self) -> npt.NDArray[np.float32]:
         """A view (no copy) of the logits of the last evaluated position, valid until the
         next decode."""
-        pointer = llama_cpp.llama_get_logits_ith(self._ctx, -1)
+        pointer = llama_cpp.llama_get_logits_ith(self._context_handle, -1)
         row: npt.NDArray[np.float32] = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
         return row
 
