@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -39,9 +39,14 @@ def generate(
     stub: edge_pb2_grpc.EdgeWorkerStub, request: edge_pb2.EdgeGenerateRequest,
     timeout: float = 120.0,
 ) -> Generated:
+    return gathered(stub.Generate(request, timeout=timeout))
+
+
+def gathered(events: Iterable[edge_pb2.EdgeGenerateEvent]) -> Generated:
+    """The deltas and the one summary of a Generate call's events, which must end with it."""
     deltas: list[edge_pb2.TokenDelta] = []
     summaries: list[edge_pb2.EdgeSummary] = []
-    for event in stub.Generate(request, timeout=timeout):
+    for event in events:
         assert not summaries, "the summary must be the last event"
         if event.HasField("delta"):
             deltas.append(event.delta)

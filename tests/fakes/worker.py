@@ -15,7 +15,7 @@ from edge_worker.speed import Speed
 from edge_worker.worker import EdgeWorker
 from sllm.settings import EdgeSettings
 from sllm.v1 import edge_pb2
-from tests.edge.calls import Generated
+from tests.edge.calls import Generated, gathered
 from tests.fakes.model import ScriptedModel
 
 # What `Info` reports for a scripted model (no speed is measured).
@@ -36,14 +36,5 @@ async def collect(
     worker: EdgeWorker, request: edge_pb2.EdgeGenerateRequest, *, deadline: float | None = None
 ) -> Generated:
     """The deltas and the summary of one Generate call, as a gRPC caller receives them."""
-    deltas: list[edge_pb2.TokenDelta] = []
-    summaries: list[edge_pb2.EdgeSummary] = []
     async with aclosing(worker.generate(request, deadline=deadline)) as events:
-        async for event in events:
-            assert not summaries, "the summary must be the last event"
-            if event.HasField("delta"):
-                deltas.append(event.delta)
-            else:
-                summaries.append(event.summary)
-    assert len(summaries) == 1
-    return Generated(deltas, summaries[0])
+        return gathered([event async for event in events])
