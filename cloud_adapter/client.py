@@ -9,6 +9,7 @@ makes calls fail at once, with no I/O, while the endpoint is known to be down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -20,6 +21,8 @@ import httpx2
 import openai
 import structlog
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from cloud_adapter import metrics
 from cloud_adapter.breaker import BreakerOpen, BreakerState, CircuitBreaker
@@ -37,6 +40,7 @@ from cloud_adapter.result import CloudChunk, CloudResult
 from cloud_adapter.retrying import is_transient, retrying
 from sllm.chat import ChatMessage
 from sllm.settings import CloudSettings
+from sllm.tracing import trace_headers
 
 T = TypeVar("T")
 
@@ -54,6 +58,7 @@ def configured_api_key(settings: CloudSettings) -> str | None:
 
 @dataclass
 class _Attempts:
+    span: trace.Span
     count: int = 0
 
 
@@ -68,10 +73,16 @@ class CloudClient:
     """One endpoint (settings.base_url), one model, one breaker."""
 
     def __init__(
-        self, settings: CloudSettings, *, breaker_clock: Callable[[], float] = time.monotonic
+        self,
+        settings: CloudSettings,
+        *,
+        breaker_clock: Callable[[], float] = time.monotonic,
+        tracer: trace.Tracer | None = None,
     ) -> None:
-        """`breaker_clock`: what the breaker's cool-down is timed on (a test's own clock)."""
+        """`breaker_clock`: what the breaker's cool-down is timed on (a test's own clock).
+        `tracer`: makes a span of each call (sllm/tracing.py); None: no spans."""
         self._settings = settings
+        self._tracer = tracer or trace.NoOpTracer()
         self.endpoint = settings.base_url
         self._breaker = CircuitBreaker(
             self.endpoint,
@@ -112,9 +123,14 @@ class CloudClient:
         max_tokens: int,
         deadline: float,
         temperature: float = 0.0,
+        trace_context: Context | None = None,
     ) -> CloudResult:
+        """`trace_context`: the trace this call's span joins (none: a trace of its own,
+        when tracing is on)."""
         started = time.monotonic()
         wire = self._wire_messages(messages, max_tokens=max_tokens)
+        span = self._span(trace_context, streamed=False)
+        headers = trace_headers(span)
 
         async def attempt(http_timeout: httpx2.Timeout) -> Answer:
             response = await self._openai.chat.completions.create(
@@ -124,13 +140,22 @@ class CloudClient:
                 temperature=temperature,
                 stream=False,
                 timeout=http_timeout,
+                extra_headers=headers or None,
             )
             return Answer.of(response)
 
-        answer, attempts = await self._call(attempt, deadline=deadline)
-        return self._result(
-            answer, messages, started=started, first_token_at=None, attempts=attempts
-        )
+        try:
+            answer, attempts = await self._call(attempt, deadline=deadline, span=span)
+            result = self._result(
+                answer, messages, started=started, first_token_at=None, attempts=attempts
+            )
+            _answered(span, result)
+            return result
+        except CloudError as error:
+            self._failed(span, error)
+            raise
+        finally:
+            span.end()
 
     async def stream(
         self,
@@ -139,6 +164,7 @@ class CloudClient:
         max_tokens: int,
         deadline: float,
         temperature: float = 0.0,
+        trace_context: Context | None = None,
     ) -> AsyncGenerator[CloudChunk, None]:
         """Yields text deltas as they arrive, then one chunk with the whole `result`.
 
@@ -146,6 +172,34 @@ class CloudClient:
         is not restarted: CloudStreamBroken carries the partial text."""
         started = time.monotonic()
         wire = self._wire_messages(messages, max_tokens=max_tokens)
+        span = self._span(trace_context, streamed=True)
+        # Closed with the caller's stream, so a caller that leaves mid-stream closes the
+        # HTTP stream at once (and the breaker hears of it), not at garbage collection.
+        chunks = self._stream(wire, messages, max_tokens, deadline, temperature, started, span)
+        try:
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    yield chunk
+        except CloudError as error:
+            self._failed(span, error)
+            raise
+        except (GeneratorExit, asyncio.CancelledError):
+            span.set_attribute("sllm.cloud.abandoned", True)
+            raise
+        finally:
+            span.end()
+
+    async def _stream(
+        self,
+        wire: list[ChatCompletionMessageParam],
+        messages: Sequence[ChatMessage],
+        max_tokens: int,
+        deadline: float,
+        temperature: float,
+        started: float,
+        span: trace.Span,
+    ) -> AsyncGenerator[CloudChunk, None]:
+        headers = trace_headers(span)
 
         async def attempt(http_timeout: httpx2.Timeout) -> _OpenedStream:
             stream = await self._openai.chat.completions.create(
@@ -157,6 +211,7 @@ class CloudClient:
                 # Usage in the last chunk, where the endpoint supports it (else estimated).
                 stream_options={"include_usage": True},
                 timeout=http_timeout,
+                extra_headers=headers or None,
             )
             state = StreamState()
             try:
@@ -173,7 +228,7 @@ class CloudClient:
                 raise
             return _OpenedStream(stream, state, first_text)
 
-        opened, attempts = await self._call(attempt, deadline=deadline, open_ended=True)
+        opened, attempts = await self._call(attempt, deadline=deadline, span=span, open_ended=True)
         state = opened.state
         try:
             async with opened.stream:
@@ -204,6 +259,7 @@ class CloudClient:
             attempts=attempts,
             streamed_deltas=state.deltas,
         )
+        _answered(span, result)
         yield CloudChunk(text="", result=result)
 
     async def list_models(self, *, deadline: float) -> list[str]:
@@ -213,7 +269,7 @@ class CloudClient:
             page = await self._openai.models.list(timeout=http_timeout)
             return [model.id for model in page.data]
 
-        models, _ = await self._call(attempt, deadline=deadline)
+        models, _ = await self._call(attempt, deadline=deadline, span=trace.INVALID_SPAN)
         return models
 
     def _wire_messages(
@@ -233,12 +289,14 @@ class CloudClient:
         attempt: Callable[[httpx2.Timeout], Awaitable[T]],
         *,
         deadline: float,
+        span: trace.Span,
         open_ended: bool = False,
     ) -> tuple[T, int]:
         """Runs `attempt` through the breaker, retries and deadline; typed errors out.
         `open_ended`: what `attempt` returns is still to be read (a stream): the caller
-        gives the breaker its verdict at the end."""
-        attempts = _Attempts()
+        gives the breaker its verdict at the end. `span`: the call's, which records each
+        attempt as an event."""
+        attempts = _Attempts(span)
         try:
             left = deadline - time.monotonic()
             if left < self._settings.min_call_s:
@@ -292,6 +350,7 @@ class CloudClient:
     ) -> T:
         self._breaker.before_call()
         attempts.count += 1
+        attempts.span.add_event("attempt", {"sllm.cloud.attempt": attempts.count})
         metrics.ATTEMPTS.labels(self.endpoint).inc()
         left = deadline - time.monotonic()
         timeout = httpx2.Timeout(
@@ -322,6 +381,28 @@ class CloudClient:
         if not open_ended:
             self._breaker.record_success()
         return value
+
+    def _span(self, parent: Context | None, *, streamed: bool) -> trace.Span:
+        return self._tracer.start_span(
+            "sllm.cloud",
+            context=parent,
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                "sllm.cloud.endpoint": self.endpoint,
+                "sllm.cloud.model": self.model,
+                "sllm.cloud.streamed": streamed,
+            },
+        )
+
+    def _failed(self, span: trace.Span, error: CloudError) -> None:
+        if span.is_recording():
+            span.set_status(trace.StatusCode.ERROR, str(error))
+            span.set_attributes(
+                {
+                    "sllm.cloud.error": type(error).__name__,
+                    "sllm.cloud.breaker_state": self.breaker_state,
+                }
+            )
 
     def _broken(self, exc: BaseException, state: StreamState, deadline_cut: bool) -> CloudError:
         # A stream cut by our own deadline says nothing against the endpoint.
@@ -392,3 +473,19 @@ class CloudClient:
             finish_reason=finish_reason,
         )
         return result
+
+
+def _answered(span: trace.Span, result: CloudResult) -> None:
+    if span.is_recording():
+        span.set_attributes(
+            {
+                "sllm.cloud.attempts": result.attempts,
+                "sllm.cloud.retries": result.attempts - 1,
+                "sllm.cloud.answer_model": result.model,
+                "sllm.cloud.ttft_ms": result.ttft_ms if result.ttft_ms is not None else -1.0,
+                "sllm.cloud.prompt_tokens": result.prompt_tokens,
+                "sllm.cloud.completion_tokens": result.completion_tokens,
+                "sllm.cloud.cost_usd": result.cost_usd,
+                "sllm.cloud.finish_reason": result.finish_reason,
+            }
+        )

@@ -14,6 +14,7 @@ def _serve(args: argparse.Namespace) -> int:
     from edge_worker.model import ModelLoadError
     from edge_worker.server import ListenError, serve
     from sllm.settings import get_settings
+    from sllm.tracing import start_tracing
 
     overrides = {
         "model_path": args.model,
@@ -24,8 +25,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = get_settings().edge.model_copy(
         update={key: value for key, value in overrides.items() if value is not None}
     )
+    tracing = start_tracing(get_settings().observability, service="sllm-edge")
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, tracing))
     except (ModelLoadError, ListenError) as error:
         print(f"sllm edge serve: {error}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from edge_worker.worker import EdgeWorker, load_worker
 from sllm.metrics_server import serve_metrics
 from sllm.settings import EdgeSettings
 from sllm.tls import add_port
+from sllm.tracing import Tracing
 
 log = structlog.get_logger(__name__)
 
@@ -30,18 +31,24 @@ class RunningWorker:
     worker: EdgeWorker
     port: int
     metrics_port: int
+    tracing: Tracing
 
     async def stop(self, grace: float = 2.0) -> None:
         await self.server.stop(grace)
         self.worker.close()
+        await asyncio.to_thread(self.tracing.shutdown)
 
 
-async def start(settings: EdgeSettings) -> RunningWorker:
-    """Loads the model (ModelLoadError if it cannot), then starts serving."""
+async def start(settings: EdgeSettings, tracing: Tracing | None = None) -> RunningWorker:
+    """Loads the model (ModelLoadError if it cannot), then starts serving. `tracing`: a
+    caller's trace continues here with a span per call (None: off)."""
+    tracing = tracing or Tracing.off()
     worker = load_worker(settings)
     model, speed = worker.model, worker.speed
     # No SO_REUSEPORT: a second worker on a taken port must fail, not share it silently.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(
+        interceptors=tracing.grpc_server_interceptors(), options=[("grpc.so_reuseport", 0)]
+    )
     add_to_server(EdgeWorkerServicer(worker), server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -76,13 +83,14 @@ async def start(settings: EdgeSettings) -> RunningWorker:
         queue_size=settings.queue_size,
         tls=settings.tls.enabled,
         mutual_tls=settings.tls.client_ca_file is not None,
+        tracing=tracing.enabled,
     )
-    return RunningWorker(server, worker, port, metrics_port)
+    return RunningWorker(server, worker, port, metrics_port, tracing)
 
 
-async def serve(settings: EdgeSettings) -> None:
+async def serve(settings: EdgeSettings, tracing: Tracing | None = None) -> None:
     """Runs until SIGINT/SIGTERM."""
-    worker = await start(settings)
+    worker = await start(settings, tracing)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import structlog
+from opentelemetry import trace
 
 from cloud_adapter import CloudClient, CloudError, CloudResult, CloudStreamBroken
 from cloud_adapter.errors import CloudDeadlineExceeded, CloudRateLimited
 from router import policy as decide
+from router import spans
 from router.edge_client import Edge, EdgeAnswer, EdgeCall, EdgeError
 from router.estimators import CloudLatency, EdgeLatency, estimate_prompt_tokens
 from router.explain import reason
@@ -23,6 +25,7 @@ from router.policy import Failure, Plan, Situation, Tier, Verdict
 from router.query import Query
 from router.record import DecisionRecord, Route, RouteResult
 from sllm.answers import extract_answer
+from sllm.tracing import trace_headers
 
 log = structlog.get_logger("router.cascade")
 
@@ -88,6 +91,9 @@ class Cascade:
     # How each tier that ran failed, in order.
     failures: list[Failure] = field(default_factory=list)
     retry_after_s: float | None = None
+    # The request's span (router/spans.py) and what makes its children; no-ops when off.
+    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
+    span: trace.Span = trace.INVALID_SPAN
 
     def _remaining_ms(self) -> float:
         return max(0.0, (self.deadline - time.monotonic()) * 1000.0)
@@ -190,6 +196,9 @@ class Cascade:
         return verdict
 
     async def _edge(self, time_budget_ms: float) -> AsyncIterator[Event]:
+        span = self.tracer.start_span(
+            spans.EDGE, context=spans.context_of(self.span), kind=trace.SpanKind.CLIENT
+        )
         call = EdgeCall(
             messages=list(self.query.messages),
             reasoning_mode=self.plan.reasoning_mode,
@@ -197,6 +206,7 @@ class Cascade:
             time_budget_ms=int(time_budget_ms),
             answer_format=self.query.answer_format,
             request_id=self.request_id,
+            trace_headers=trace_headers(span),
         )
         started = time.monotonic()
         try:
@@ -210,9 +220,13 @@ class Cascade:
         except EdgeError as error:
             self.record.edge_error = str(error)
             self.failures.append(_EDGE_FAILURES.get(error.code, "unavailable"))
+            spans.failed(span, error)
             log.warning("router.edge_failed", error=str(error), code=error.code)
         finally:
             self.record.timings.edge_ms += (time.monotonic() - started) * 1000.0
+            if self.edge_answer is not None:
+                spans.edge_answered(self.tracer, span, self.edge_answer)
+            span.end()
         if self.edge_answer is not None:
             summary = self.edge_answer.summary
             self.edge_latency.observe(
@@ -231,7 +245,10 @@ class Cascade:
         started = time.monotonic()
         try:
             async for chunk in self.cloud.stream(
-                self.query.messages, max_tokens=self.query.max_tokens, deadline=deadline
+                self.query.messages,
+                max_tokens=self.query.max_tokens,
+                deadline=deadline,
+                trace_context=spans.context_of(self.span),
             ):
                 if chunk.text:
                     self.shown = True

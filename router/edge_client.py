@@ -3,8 +3,8 @@ reaches a worker over gRPC (the in-process worker is `router.local_edge.LocalEdg
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import grpc
@@ -50,6 +50,8 @@ class EdgeCall:
     time_budget_ms: int
     answer_format: AnswerFormat
     request_id: str
+    # W3C trace context (`traceparent`) of the caller's span: the worker's spans join it.
+    trace_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,11 @@ class EdgeClient:
     async def generate(
         self, call: EdgeCall, *, timeout_s: float
     ) -> AsyncIterator[str | EdgeAnswer]:
-        stream = self._stub.Generate(edge_request(call), timeout=max(timeout_s, 0.001))
+        stream = self._stub.Generate(
+            edge_request(call),
+            timeout=max(timeout_s, 0.001),
+            metadata=tuple(call.trace_headers.items()) or None,
+        )
         try:
             async for item in answer_stream(stream):
                 yield item

@@ -13,9 +13,11 @@ import uuid
 from collections.abc import AsyncGenerator
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from cloud_adapter import CloudClient
-from router import metrics
+from router import metrics, spans
 from router import policy as decide
 from router.active_policy import ActivePolicy
 from router.auth.access import Access
@@ -29,7 +31,7 @@ from router.estimators import (
     estimate_prompt_tokens,
 )
 from router.outcomes import LoggedRequest, OutcomeLog, Written
-from router.policy import Situation
+from router.policy import NoRoute, Situation
 from router.privacy import PiiDetector, masked
 from router.query import Query
 from router.record import BudgetSeen, DecisionRecord, RouteResult
@@ -38,6 +40,7 @@ from router.signals import EdgeSignals
 from router.spend import Hold
 from router.stats import LiveStats, RecentDecision
 from sllm.settings import RouterSettings
+from sllm.tracing import Tracing, current_context, trace_id
 
 log = structlog.get_logger("router")
 
@@ -69,8 +72,11 @@ class Router:
         outcomes: OutcomeLog,
         edge_latency: EdgeLatency,
         cloud_latency: CloudLatency,
+        tracing: Tracing | None = None,
     ) -> None:
+        """`tracing`: where this router's spans go (sllm/tracing.py); None: nowhere."""
         self.settings = settings
+        self.tracing = tracing or Tracing.off()
         self.edge = edge
         self.cloud = cloud
         self.policies = policies
@@ -188,51 +194,92 @@ class Router:
         )
 
     async def stream(
-        self, query: Query, *, grpc_remaining_s: float | None = None, request_id: str = ""
+        self,
+        query: Query,
+        *,
+        grpc_remaining_s: float | None = None,
+        request_id: str = "",
+        trace_context: Context | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Routes one query; yields deltas and resets, and the `RouteResult` last.
 
         Raises `policy.NoRoute` or `cascade.RouteFailed` when no tier can answer.
         The query holds its estimated cloud cost against its tenant's budget from the
-        decision to the result, so queries running at once cannot overspend it."""
+        decision to the result, so queries running at once cannot overspend it.
+        `trace_context`: the caller's trace (the HTTP door's `traceparent`); None: the
+        current one (gRPC's server span)."""
         hold = await self.spend.hold(query.tenant, self._cloud_cost(query))
+        tracer = self.tracing.tracer
+        span = tracer.start_span(
+            spans.ROUTE,
+            context=trace_context if trace_context is not None else current_context(),
+        )
         cascade: Cascade | None = None
         settled = False
         try:
+            deciding = tracer.start_span(spans.DECIDE, context=spans.context_of(span))
             cascade = self.decide(
                 query, grpc_remaining_s=grpc_remaining_s, request_id=request_id, hold=hold
             )
+            spans.decided(deciding, cascade.record, cascade.plan.first, cascade.plan.reasoning_mode)
+            deciding.end()
+            cascade.tracer, cascade.span = tracer, span
+            cascade.record.trace_id = trace_id(span)
             metrics.DECISION_SECONDS.observe(cascade.record.timings.decision_ms / 1000.0)
             metrics.P_EDGE_OK.observe(cascade.record.p_edge_ok)
+            traced = {"trace_id": cascade.record.trace_id} if cascade.record.trace_id else {}
             with structlog.contextvars.bound_contextvars(
                 request_id=cascade.request_id,
                 tenant=query.tenant,
                 client_request_id=query.client_request_id,
+                **traced,
             ):
                 async for event in cascade.run():
                     if isinstance(event, RouteResult):
+                        spans.routed(span, event)
                         # Settled first: a shadow call sees the budget this query left.
                         await self.spend.settle(hold, event.decision.cost_usd)
                         settled = True
-                        written = self._finish(query, event, cascade.situation)
-                        # Answered once logged, so a crash cannot lose an answered
-                        # request's row (docs/reliability.md).
-                        await self.outcomes.committed(
-                            written, timeout_s=self.settings.outcome_commit_wait_s
-                        )
+                        await self._log(query, event, cascade, span)
                         self.overhead.observe(_own_ms(cascade))
                     yield event
+        except (NoRoute, RouteFailed) as error:
+            spans.failed(span, error)
+            raise
         finally:
+            span.end()
             if not settled:
                 # No result (no route, a failure, the client gone): a cloud call that
                 # completed still cost its price.
                 await self.spend.settle(hold, cascade.record.cost_usd if cascade else 0.0)
 
-    async def generate(self, query: Query, *, grpc_remaining_s: float | None = None) -> RouteResult:
-        async for event in self.stream(query, grpc_remaining_s=grpc_remaining_s):
+    async def generate(
+        self,
+        query: Query,
+        *,
+        grpc_remaining_s: float | None = None,
+        trace_context: Context | None = None,
+    ) -> RouteResult:
+        async for event in self.stream(
+            query, grpc_remaining_s=grpc_remaining_s, trace_context=trace_context
+        ):
             if isinstance(event, RouteResult):
                 return event
         raise RouteFailed("the cascade ended without a result")
+
+    async def _log(
+        self, query: Query, result: RouteResult, cascade: Cascade, route_span: trace.Span
+    ) -> None:
+        span = self.tracing.tracer.start_span(
+            spans.OUTCOME_LOG, context=spans.context_of(route_span)
+        )
+        try:
+            written = self._finish(query, result, cascade.situation)
+            # Answered once logged, so a crash cannot lose an answered request's row
+            # (docs/reliability.md).
+            await self.outcomes.committed(written, timeout_s=self.settings.outcome_commit_wait_s)
+        finally:
+            span.end()
 
     def _finish(self, query: Query, result: RouteResult, situation: Situation) -> Written:
         decision = result.decision
@@ -313,3 +360,5 @@ class Router:
                 await self.cloud.aclose()
         await self.spend.aclose()
         await asyncio.to_thread(self.outcomes.close)
+        # Last: the spans of the requests that just finished still go out.
+        await asyncio.to_thread(self.tracing.shutdown)

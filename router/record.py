@@ -54,6 +54,8 @@ class DecisionRecord:
     shadow: bool = False
     # The kinds of personal data found in the prompt (router/privacy.py), never the values.
     pii_kinds: tuple[str, ...] = ()
+    # The request's trace (sllm/tracing.py), 32 hex digits; empty when tracing is off.
+    trace_id: str = ""
 
     @property
     def difficulty(self) -> float:

@@ -32,6 +32,7 @@ from router.store import store_url
 from sllm.metrics_server import serve_metrics
 from sllm.settings import IN_PROCESS, Settings
 from sllm.tls import add_port
+from sllm.tracing import Tracing, start_tracing
 from sllm.v1 import router_pb2
 
 log = structlog.get_logger("router.server")
@@ -99,11 +100,16 @@ async def _edge(settings: Settings) -> Edge:
     return LocalEdge(worker)
 
 
-async def build_router(settings: Settings, *, edge: Edge | None = None) -> Router:
+async def build_router(
+    settings: Settings, *, edge: Edge | None = None, tracing: Tracing | None = None
+) -> Router:
     """The router with its clients, the active policy and the outcome log. `edge`: the
-    edge to call instead of the one the settings name (a test's scripted edge)."""
+    edge to call instead of the one the settings name (a test's scripted edge).
+    `tracing`: where spans go; None: as `observability` says (off by default)."""
     from cloud_adapter import CloudClient
 
+    if tracing is None:
+        tracing = start_tracing(settings.observability, service="sllm-router")
     if edge is None:
         edge = await _edge(settings)
     prefill, decode = _EDGE_PRIOR_PREFILL_TOKENS_PER_S, _EDGE_PRIOR_DECODE_TOKENS_PER_S
@@ -124,7 +130,7 @@ async def build_router(settings: Settings, *, edge: Edge | None = None) -> Route
     router = Router(
         settings.router,
         edge=edge,
-        cloud=CloudClient(settings.cloud),
+        cloud=CloudClient(settings.cloud, tracer=tracing.tracer),
         policies=policies,
         outcomes=outcomes,
         edge_latency=EdgeLatency(prefill_tokens_per_s=prefill, decode_tokens_per_s=decode),
@@ -132,6 +138,7 @@ async def build_router(settings: Settings, *, edge: Edge | None = None) -> Route
             ttft_ms=settings.router.cloud_ttft_ms_prior,
             ms_per_token=settings.router.cloud_ms_per_token_prior,
         ),
+        tracing=tracing,
     )
     # What start-up built (models, clients, modules) lives as long as the process: moved
     # out of the collector's reach, a full collection no longer walks it in mid-request.
@@ -148,7 +155,10 @@ class RouterServer:
     ) -> None:
         self.router = router
         self.http = None if http_port is None else HttpDoor(router, host=host, port=http_port)
-        self._server = grpc.aio.server(interceptors=[TokenCheck(router.access)])
+        # The trace first: a call refused at the token check is traced too.
+        self._server = grpc.aio.server(
+            interceptors=[*router.tracing.grpc_server_interceptors(), TokenCheck(router.access)]
+        )
         self._drain = Drain()
         self._server.add_generic_rpc_handlers((_handlers(RouterServicer(router), self._drain),))
         # grpc-stubs does not describe the asyncio health servicer.

@@ -42,6 +42,7 @@ def _decision(record: DecisionRecord, result: RouteResult) -> router_pb2.Decisio
         cloud_error=record.cloud_error,
         edge_error=record.edge_error,
         pii_kinds=record.pii_kinds,
+        trace_id=record.trace_id,
     )
     if record.p_edge_ok_after is not None:
         message.p_edge_ok_after = record.p_edge_ok_after

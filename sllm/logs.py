@@ -1,7 +1,8 @@
 """Structured logging: JSON lines by default, readable console lines on a TTY.
 
-Request-scoped fields (request_id, tenant) are bound with
-`structlog.contextvars.bind_contextvars` and appear on every line of that request.
+Request-scoped fields (request_id, tenant, trace_id) are bound with
+`structlog.contextvars.bind_contextvars` and appear on every line of that request; a line
+logged inside a span of a trace names it too (sllm/tracing.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from sllm.settings import LogSettings
+from sllm.tracing import add_trace_ids
 
 _SECRET_KEYS = frozenset({"api_key", "authorization", "password", "token"})
 
@@ -53,6 +55,7 @@ def configure_logging(settings: LogSettings, *, stream: TextIO | None = None) ->
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,

@@ -40,6 +40,18 @@ class LogSettings(BaseModel):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class ObservabilitySettings(BaseModel):
+    """Tracing (sllm/tracing.py, docs/observability.md); logs and metrics are always on."""
+
+    # Where spans go, over OTLP/HTTP (e.g. "http://collector:4318/v1/traces"); None: off.
+    otlp_endpoint: str | None = None
+    # Extra headers for the collector (e.g. an API key of a tracing vendor).
+    otlp_headers: dict[str, str] = {}
+    otlp_timeout_s: float = Field(default=10.0, gt=0)
+    # The share of new traces recorded; a caller's traceparent decides for its own.
+    sampling_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
 class TlsSettings(BaseModel):
     """A server's TLS (docs/security.md): its certificate and key, both or neither; with
     client_ca_file also mutual TLS: only clients with a certificate from that CA get in."""
@@ -299,6 +311,7 @@ class Settings(BaseSettings):
     edge: EdgeSettings = EdgeSettings()
     cloud: CloudSettings = CloudSettings()
     router: RouterSettings = RouterSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @classmethod
     def settings_customise_sources(

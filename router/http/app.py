@@ -20,6 +20,7 @@ from router.outcomes import OutcomeLogFull
 from router.pipeline import Router
 from router.policy import NoRoute
 from router.validate import check_feedback
+from sllm.tracing import caller_context
 from sllm.v1 import router_pb2
 from sllm.wire import InvalidRequest
 
@@ -79,15 +80,16 @@ def create_app(router: Router) -> FastAPI:
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         sllm = mapping.options(body.sllm, request.headers)
         query = mapping.query(body, sllm, router.settings)
+        traced = caller_context(request.headers) if router.tracing.enabled else None
         try:
             if not body.stream:
-                result = await router.generate(query)
+                result = await router.generate(query, trace_context=traced)
                 return JSONResponse(
                     mapping.completion(result, model=body.model, max_tokens=query.max_tokens),
                     headers=mapping.headers(result),
                 )
             request_id = uuid.uuid4().hex
-            events = router.stream(query, request_id=request_id)
+            events = router.stream(query, request_id=request_id, trace_context=traced)
             first = await anext(events)
         except (NoRoute, RouteFailed) as error:
             raise errors.unanswered(error) from None

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sllm.v1 import common_pb2 as sllm_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sllm/v1/router.proto\x12\x07sllm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14sllm/v1/common.proto\"\xdd\x02\n\x0cRouteRequest\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.sllm.v1.ChatMessage\x12\x17\n\nmax_tokens\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x1e\n\x11latency_budget_ms\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x1d\n\x10\x63ost_ceiling_usd\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12&\n\nroute_hint\x18\x05 \x01(\x0e\x32\x12.sllm.v1.RouteHint\x12\x12\n\nlocal_only\x18\x06 \x01(\x08\x12,\n\ranswer_format\x18\x07 \x01(\x0e\x32\x15.sllm.v1.AnswerFormat\x12\x0e\n\x06tenant\x18\x08 \x01(\t\x12\x19\n\x11\x63lient_request_id\x18\t \x01(\tB\r\n\x0b_max_tokensB\x14\n\x12_latency_budget_msB\x13\n\x11_cost_ceiling_usd\"\xb4\x02\n\nBudgetView\x12\x19\n\x11latency_budget_ms\x18\x01 \x01(\x02\x12\x1d\n\x15latency_budget_source\x18\x02 \x01(\t\x12\x1d\n\x10\x63ost_ceiling_usd\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12(\n\x1btenant_budget_remaining_usd\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x1a\n\x12\x65st_edge_direct_ms\x18\x05 \x01(\x02\x12 \n\x18\x65st_edge_step_by_step_ms\x18\x06 \x01(\x02\x12\x14\n\x0c\x65st_cloud_ms\x18\x07 \x01(\x02\x12\x1a\n\x12\x65st_cloud_cost_usd\x18\x08 \x01(\x01\x42\x13\n\x11_cost_ceiling_usdB\x1e\n\x1c_tenant_budget_remaining_usd\"[\n\x0f\x44\x65\x63isionTimings\x12\x13\n\x0b\x64\x65\x63ision_ms\x18\x01 \x01(\x02\x12\x0f\n\x07\x65\x64ge_ms\x18\x02 \x01(\x02\x12\x10\n\x08\x63loud_ms\x18\x03 \x01(\x02\x12\x10\n\x08total_ms\x18\x04 \x01(\x02\"\xfa\x03\n\x0e\x44\x65\x63isionRecord\x12\x12\n\ndifficulty\x18\x01 \x01(\x02\x12\x11\n\tp_edge_ok\x18\x02 \x01(\x02\x12 \n\x18pre_generation_threshold\x18\x03 \x01(\x02\x12\x19\n\x11\x63\x61scade_threshold\x18\x04 \x01(\x02\x12\x1c\n\x0fp_edge_ok_after\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12#\n\x06\x62udget\x18\x06 \x01(\x0b\x32\x13.sllm.v1.BudgetView\x12,\n\x0f\x65\x64ge_confidence\x18\x07 \x01(\x0b\x32\x13.sllm.v1.Confidence\x12-\n\x10\x65\x64ge_exit_reason\x18\x08 \x01(\x0e\x32\x13.sllm.v1.ExitReason\x12\x17\n\x0f\x65\x64ge_max_tokens\x18\t \x01(\r\x12\x0e\n\x06reason\x18\n \x01(\t\x12\x16\n\x0epolicy_version\x18\x0b \x01(\t\x12)\n\x07timings\x18\x0c \x01(\x0b\x32\x18.sllm.v1.DecisionTimings\x12\x10\n\x08\x63ost_usd\x18\r \x01(\x01\x12\x16\n\x0elow_confidence\x18\x0e \x01(\x08\x12\x13\n\x0b\x63loud_error\x18\x0f \x01(\t\x12\x12\n\nedge_error\x18\x10 \x01(\t\x12\x11\n\tpii_kinds\x18\x11 \x03(\tB\x12\n\x10_p_edge_ok_after\"\x85\x02\n\rRouteResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x14\n\x0c\x66inal_answer\x18\x03 \x01(\t\x12\x1d\n\x05route\x18\x04 \x01(\x0e\x32\x0e.sllm.v1.Route\x12.\n\x0ereasoning_mode\x18\x05 \x01(\x0e\x32\x16.sllm.v1.ReasoningMode\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\x12)\n\x08\x64\x65\x63ision\x18\x07 \x01(\x0b\x32\x17.sllm.v1.DecisionRecord\x12\x15\n\rprompt_tokens\x18\x08 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\t \x01(\r\"8\n\x0bStreamDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x1b\n\x04tier\x18\x02 \x01(\x0e\x32\r.sllm.v1.Tier\"\x1d\n\x0bStreamReset\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x8c\x01\n\nRouteEvent\x12%\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x14.sllm.v1.StreamDeltaH\x00\x12%\n\x05reset\x18\x02 \x01(\x0b\x32\x14.sllm.v1.StreamResetH\x00\x12\'\n\x05\x66inal\x18\x03 \x01(\x0b\x32\x16.sllm.v1.RouteResponseH\x00\x42\x07\n\x05\x65vent\"D\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0e\n\x06source\x18\x03 \x01(\t\"\x12\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\"\x12\n\x10GetPolicyRequest\"\x17\n\x15RollbackPolicyRequest\"\xbd\x01\n\nRouteStats\x12\x10\n\x08requests\x18\x01 \x01(\x04\x12\x38\n\x0broute_share\x18\x02 \x03(\x0b\x32#.sllm.v1.RouteStats.RouteShareEntry\x12\x17\n\x0f\x65scalation_rate\x18\x03 \x01(\x01\x12\x17\n\x0f\x64\x65\x61\x64line_misses\x18\x04 \x01(\x04\x1a\x31\n\x0fRouteShareEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xbd\x01\n\nPolicyInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12 \n\x18pre_generation_threshold\x18\x02 \x01(\x02\x12\x19\n\x11\x63\x61scade_threshold\x18\x03 \x01(\x02\x12\x0e\n\x06scorer\x18\x04 \x01(\t\x12-\n\tloaded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05stats\x18\x06 \x01(\x0b\x32\x13.sllm.v1.RouteStats*U\n\tRouteHint\x12\x13\n\x0fROUTE_HINT_AUTO\x10\x00\x12\x18\n\x14ROUTE_HINT_EDGE_ONLY\x10\x01\x12\x19\n\x15ROUTE_HINT_CLOUD_ONLY\x10\x02*s\n\x05Route\x12\x15\n\x11ROUTE_UNSPECIFIED\x10\x00\x12\x0e\n\nROUTE_EDGE\x10\x01\x12\x0f\n\x0bROUTE_CLOUD\x10\x02\x12\x19\n\x15ROUTE_EDGE_THEN_CLOUD\x10\x03\x12\x17\n\x13ROUTE_EDGE_FALLBACK\x10\x04*;\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\r\n\tTIER_EDGE\x10\x01\x12\x0e\n\nTIER_CLOUD\x10\x02\x32\xc8\x02\n\x06Router\x12\x39\n\x08Generate\x12\x15.sllm.v1.RouteRequest\x1a\x16.sllm.v1.RouteResponse\x12>\n\x0eGenerateStream\x12\x15.sllm.v1.RouteRequest\x1a\x13.sllm.v1.RouteEvent0\x01\x12?\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x18.sllm.v1.FeedbackRequest\x1a\x19.sllm.v1.FeedbackResponse\x12;\n\tGetPolicy\x12\x19.sllm.v1.GetPolicyRequest\x1a\x13.sllm.v1.PolicyInfo\x12\x45\n\x0eRollbackPolicy\x12\x1e.sllm.v1.RollbackPolicyRequest\x1a\x13.sllm.v1.PolicyInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sllm/v1/router.proto\x12\x07sllm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14sllm/v1/common.proto\"\xdd\x02\n\x0cRouteRequest\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.sllm.v1.ChatMessage\x12\x17\n\nmax_tokens\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x1e\n\x11latency_budget_ms\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x1d\n\x10\x63ost_ceiling_usd\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12&\n\nroute_hint\x18\x05 \x01(\x0e\x32\x12.sllm.v1.RouteHint\x12\x12\n\nlocal_only\x18\x06 \x01(\x08\x12,\n\ranswer_format\x18\x07 \x01(\x0e\x32\x15.sllm.v1.AnswerFormat\x12\x0e\n\x06tenant\x18\x08 \x01(\t\x12\x19\n\x11\x63lient_request_id\x18\t \x01(\tB\r\n\x0b_max_tokensB\x14\n\x12_latency_budget_msB\x13\n\x11_cost_ceiling_usd\"\xb4\x02\n\nBudgetView\x12\x19\n\x11latency_budget_ms\x18\x01 \x01(\x02\x12\x1d\n\x15latency_budget_source\x18\x02 \x01(\t\x12\x1d\n\x10\x63ost_ceiling_usd\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12(\n\x1btenant_budget_remaining_usd\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x1a\n\x12\x65st_edge_direct_ms\x18\x05 \x01(\x02\x12 \n\x18\x65st_edge_step_by_step_ms\x18\x06 \x01(\x02\x12\x14\n\x0c\x65st_cloud_ms\x18\x07 \x01(\x02\x12\x1a\n\x12\x65st_cloud_cost_usd\x18\x08 \x01(\x01\x42\x13\n\x11_cost_ceiling_usdB\x1e\n\x1c_tenant_budget_remaining_usd\"[\n\x0f\x44\x65\x63isionTimings\x12\x13\n\x0b\x64\x65\x63ision_ms\x18\x01 \x01(\x02\x12\x0f\n\x07\x65\x64ge_ms\x18\x02 \x01(\x02\x12\x10\n\x08\x63loud_ms\x18\x03 \x01(\x02\x12\x10\n\x08total_ms\x18\x04 \x01(\x02\"\x8c\x04\n\x0e\x44\x65\x63isionRecord\x12\x12\n\ndifficulty\x18\x01 \x01(\x02\x12\x11\n\tp_edge_ok\x18\x02 \x01(\x02\x12 \n\x18pre_generation_threshold\x18\x03 \x01(\x02\x12\x19\n\x11\x63\x61scade_threshold\x18\x04 \x01(\x02\x12\x1c\n\x0fp_edge_ok_after\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12#\n\x06\x62udget\x18\x06 \x01(\x0b\x32\x13.sllm.v1.BudgetView\x12,\n\x0f\x65\x64ge_confidence\x18\x07 \x01(\x0b\x32\x13.sllm.v1.Confidence\x12-\n\x10\x65\x64ge_exit_reason\x18\x08 \x01(\x0e\x32\x13.sllm.v1.ExitReason\x12\x17\n\x0f\x65\x64ge_max_tokens\x18\t \x01(\r\x12\x0e\n\x06reason\x18\n \x01(\t\x12\x16\n\x0epolicy_version\x18\x0b \x01(\t\x12)\n\x07timings\x18\x0c \x01(\x0b\x32\x18.sllm.v1.DecisionTimings\x12\x10\n\x08\x63ost_usd\x18\r \x01(\x01\x12\x16\n\x0elow_confidence\x18\x0e \x01(\x08\x12\x13\n\x0b\x63loud_error\x18\x0f \x01(\t\x12\x12\n\nedge_error\x18\x10 \x01(\t\x12\x11\n\tpii_kinds\x18\x11 \x03(\t\x12\x10\n\x08trace_id\x18\x12 \x01(\tB\x12\n\x10_p_edge_ok_after\"\x85\x02\n\rRouteResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x14\n\x0c\x66inal_answer\x18\x03 \x01(\t\x12\x1d\n\x05route\x18\x04 \x01(\x0e\x32\x0e.sllm.v1.Route\x12.\n\x0ereasoning_mode\x18\x05 \x01(\x0e\x32\x16.sllm.v1.ReasoningMode\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\x12)\n\x08\x64\x65\x63ision\x18\x07 \x01(\x0b\x32\x17.sllm.v1.DecisionRecord\x12\x15\n\rprompt_tokens\x18\x08 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\t \x01(\r\"8\n\x0bStreamDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x1b\n\x04tier\x18\x02 \x01(\x0e\x32\r.sllm.v1.Tier\"\x1d\n\x0bStreamReset\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x8c\x01\n\nRouteEvent\x12%\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x14.sllm.v1.StreamDeltaH\x00\x12%\n\x05reset\x18\x02 \x01(\x0b\x32\x14.sllm.v1.StreamResetH\x00\x12\'\n\x05\x66inal\x18\x03 \x01(\x0b\x32\x16.sllm.v1.RouteResponseH\x00\x42\x07\n\x05\x65vent\"D\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0e\n\x06source\x18\x03 \x01(\t\"\x12\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\"\x12\n\x10GetPolicyRequest\"\x17\n\x15RollbackPolicyRequest\"\xbd\x01\n\nRouteStats\x12\x10\n\x08requests\x18\x01 \x01(\x04\x12\x38\n\x0broute_share\x18\x02 \x03(\x0b\x32#.sllm.v1.RouteStats.RouteShareEntry\x12\x17\n\x0f\x65scalation_rate\x18\x03 \x01(\x01\x12\x17\n\x0f\x64\x65\x61\x64line_misses\x18\x04 \x01(\x04\x1a\x31\n\x0fRouteShareEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xbd\x01\n\nPolicyInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12 \n\x18pre_generation_threshold\x18\x02 \x01(\x02\x12\x19\n\x11\x63\x61scade_threshold\x18\x03 \x01(\x02\x12\x0e\n\x06scorer\x18\x04 \x01(\t\x12-\n\tloaded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05stats\x18\x06 \x01(\x0b\x32\x13.sllm.v1.RouteStats*U\n\tRouteHint\x12\x13\n\x0fROUTE_HINT_AUTO\x10\x00\x12\x18\n\x14ROUTE_HINT_EDGE_ONLY\x10\x01\x12\x19\n\x15ROUTE_HINT_CLOUD_ONLY\x10\x02*s\n\x05Route\x12\x15\n\x11ROUTE_UNSPECIFIED\x10\x00\x12\x0e\n\nROUTE_EDGE\x10\x01\x12\x0f\n\x0bROUTE_CLOUD\x10\x02\x12\x19\n\x15ROUTE_EDGE_THEN_CLOUD\x10\x03\x12\x17\n\x13ROUTE_EDGE_FALLBACK\x10\x04*;\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\r\n\tTIER_EDGE\x10\x01\x12\x0e\n\nTIER_CLOUD\x10\x02\x32\xc8\x02\n\x06Router\x12\x39\n\x08Generate\x12\x15.sllm.v1.RouteRequest\x1a\x16.sllm.v1.RouteResponse\x12>\n\x0eGenerateStream\x12\x15.sllm.v1.RouteRequest\x1a\x13.sllm.v1.RouteEvent0\x01\x12?\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x18.sllm.v1.FeedbackRequest\x1a\x19.sllm.v1.FeedbackResponse\x12;\n\tGetPolicy\x12\x19.sllm.v1.GetPolicyRequest\x1a\x13.sllm.v1.PolicyInfo\x12\x45\n\x0eRollbackPolicy\x12\x1e.sllm.v1.RollbackPolicyRequest\x1a\x13.sllm.v1.PolicyInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +35,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROUTESTATS_ROUTESHAREENTRY']._loaded_options = None
   _globals['_ROUTESTATS_ROUTESHAREENTRY']._serialized_options = b'8\001'
-  _globals['_ROUTEHINT']._serialized_start=2368
-  _globals['_ROUTEHINT']._serialized_end=2453
-  _globals['_ROUTE']._serialized_start=2455
-  _globals['_ROUTE']._serialized_end=2570
-  _globals['_TIER']._serialized_start=2572
-  _globals['_TIER']._serialized_end=2631
+  _globals['_ROUTEHINT']._serialized_start=2386
+  _globals['_ROUTEHINT']._serialized_end=2471
+  _globals['_ROUTE']._serialized_start=2473
+  _globals['_ROUTE']._serialized_end=2588
+  _globals['_TIER']._serialized_start=2590
+  _globals['_TIER']._serialized_end=2649
   _globals['_ROUTEREQUEST']._serialized_start=89
   _globals['_ROUTEREQUEST']._serialized_end=438
   _globals['_BUDGETVIEW']._serialized_start=441
@@ -48,29 +48,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECISIONTIMINGS']._serialized_start=751
   _globals['_DECISIONTIMINGS']._serialized_end=842
   _globals['_DECISIONRECORD']._serialized_start=845
-  _globals['_DECISIONRECORD']._serialized_end=1351
-  _globals['_ROUTERESPONSE']._serialized_start=1354
-  _globals['_ROUTERESPONSE']._serialized_end=1615
-  _globals['_STREAMDELTA']._serialized_start=1617
-  _globals['_STREAMDELTA']._serialized_end=1673
-  _globals['_STREAMRESET']._serialized_start=1675
-  _globals['_STREAMRESET']._serialized_end=1704
-  _globals['_ROUTEEVENT']._serialized_start=1707
-  _globals['_ROUTEEVENT']._serialized_end=1847
-  _globals['_FEEDBACKREQUEST']._serialized_start=1849
-  _globals['_FEEDBACKREQUEST']._serialized_end=1917
-  _globals['_FEEDBACKRESPONSE']._serialized_start=1919
-  _globals['_FEEDBACKRESPONSE']._serialized_end=1937
-  _globals['_GETPOLICYREQUEST']._serialized_start=1939
-  _globals['_GETPOLICYREQUEST']._serialized_end=1957
-  _globals['_ROLLBACKPOLICYREQUEST']._serialized_start=1959
-  _globals['_ROLLBACKPOLICYREQUEST']._serialized_end=1982
-  _globals['_ROUTESTATS']._serialized_start=1985
-  _globals['_ROUTESTATS']._serialized_end=2174
-  _globals['_ROUTESTATS_ROUTESHAREENTRY']._serialized_start=2125
-  _globals['_ROUTESTATS_ROUTESHAREENTRY']._serialized_end=2174
-  _globals['_POLICYINFO']._serialized_start=2177
-  _globals['_POLICYINFO']._serialized_end=2366
-  _globals['_ROUTER']._serialized_start=2634
-  _globals['_ROUTER']._serialized_end=2962
+  _globals['_DECISIONRECORD']._serialized_end=1369
+  _globals['_ROUTERESPONSE']._serialized_start=1372
+  _globals['_ROUTERESPONSE']._serialized_end=1633
+  _globals['_STREAMDELTA']._serialized_start=1635
+  _globals['_STREAMDELTA']._serialized_end=1691
+  _globals['_STREAMRESET']._serialized_start=1693
+  _globals['_STREAMRESET']._serialized_end=1722
+  _globals['_ROUTEEVENT']._serialized_start=1725
+  _globals['_ROUTEEVENT']._serialized_end=1865
+  _globals['_FEEDBACKREQUEST']._serialized_start=1867
+  _globals['_FEEDBACKREQUEST']._serialized_end=1935
+  _globals['_FEEDBACKRESPONSE']._serialized_start=1937
+  _globals['_FEEDBACKRESPONSE']._serialized_end=1955
+  _globals['_GETPOLICYREQUEST']._serialized_start=1957
+  _globals['_GETPOLICYREQUEST']._serialized_end=1975
+  _globals['_ROLLBACKPOLICYREQUEST']._serialized_start=1977
+  _globals['_ROLLBACKPOLICYREQUEST']._serialized_end=2000
+  _globals['_ROUTESTATS']._serialized_start=2003
+  _globals['_ROUTESTATS']._serialized_end=2192
+  _globals['_ROUTESTATS_ROUTESHAREENTRY']._serialized_start=2143
+  _globals['_ROUTESTATS_ROUTESHAREENTRY']._serialized_end=2192
+  _globals['_POLICYINFO']._serialized_start=2195
+  _globals['_POLICYINFO']._serialized_end=2384
+  _globals['_ROUTER']._serialized_start=2652
+  _globals['_ROUTER']._serialized_end=2980
 # @@protoc_insertion_point(module_scope)

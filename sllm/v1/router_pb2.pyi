@@ -240,6 +240,7 @@ class DecisionRecord(_message.Message):
     CLOUD_ERROR_FIELD_NUMBER: _builtins.int
     EDGE_ERROR_FIELD_NUMBER: _builtins.int
     PII_KINDS_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
     difficulty: _builtins.float
     """1 - p_edge_ok."""
     p_edge_ok: _builtins.float
@@ -258,6 +259,10 @@ class DecisionRecord(_message.Message):
     """The answer is returned with low confidence (e.g. the cloud could not answer in time)."""
     cloud_error: _builtins.str
     edge_error: _builtins.str
+    trace_id: _builtins.str
+    """The request's OpenTelemetry trace (32 hex digits) when tracing is on, else empty:
+    the same id as on the router's log lines (`trace_id`) and in the tracing backend.
+    """
     @_builtins.property
     def budget(self) -> Global___BudgetView: ...
     @_builtins.property
@@ -293,10 +298,11 @@ class DecisionRecord(_message.Message):
         cloud_error: _builtins.str = ...,
         edge_error: _builtins.str = ...,
         pii_kinds: _abc.Iterable[_builtins.str] | None = ...,
+        trace_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_p_edge_ok_after", b"_p_edge_ok_after", "budget", b"budget", "edge_confidence", b"edge_confidence", "p_edge_ok_after", b"p_edge_ok_after", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_p_edge_ok_after", b"_p_edge_ok_after", "budget", b"budget", "cascade_threshold", b"cascade_threshold", "cloud_error", b"cloud_error", "cost_usd", b"cost_usd", "difficulty", b"difficulty", "edge_confidence", b"edge_confidence", "edge_error", b"edge_error", "edge_exit_reason", b"edge_exit_reason", "edge_max_tokens", b"edge_max_tokens", "low_confidence", b"low_confidence", "p_edge_ok", b"p_edge_ok", "p_edge_ok_after", b"p_edge_ok_after", "pii_kinds", b"pii_kinds", "policy_version", b"policy_version", "pre_generation_threshold", b"pre_generation_threshold", "reason", b"reason", "timings", b"timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_p_edge_ok_after", b"_p_edge_ok_after", "budget", b"budget", "cascade_threshold", b"cascade_threshold", "cloud_error", b"cloud_error", "cost_usd", b"cost_usd", "difficulty", b"difficulty", "edge_confidence", b"edge_confidence", "edge_error", b"edge_error", "edge_exit_reason", b"edge_exit_reason", "edge_max_tokens", b"edge_max_tokens", "low_confidence", b"low_confidence", "p_edge_ok", b"p_edge_ok", "p_edge_ok_after", b"p_edge_ok_after", "pii_kinds", b"pii_kinds", "policy_version", b"policy_version", "pre_generation_threshold", b"pre_generation_threshold", "reason", b"reason", "timings", b"timings", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__p_edge_ok_after: _TypeAlias = _typing.Literal["p_edge_ok_after"]  # noqa: Y015
     _WhichOneofArgType__p_edge_ok_after: _TypeAlias = _typing.Literal["_p_edge_ok_after", b"_p_edge_ok_after"]  # noqa: Y015

@@ -65,6 +65,8 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self.requests = 0
+        # Each request's line and headers, in arrival order (what the client sent).
+        self.heads: list[bytes] = []
 
     async def start(self) -> FaultProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -100,6 +102,7 @@ class FaultProxy:
         try:
             head, body = await _read_request(reader)
             self.requests += 1
+            self.heads.append(head)
             fault = self._faults.popleft() if self._faults else None
             await self._serve(fault, head, body, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
