@@ -26,8 +26,11 @@ BENCHMARKS = {
 
 def _run(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"bench.{args.benchmark}")
-    sizes = {name: getattr(args, name) for name in ("questions", "pairs", "max_tokens")
-             if getattr(args, name, None) is not None}
+    sizes = {
+        name: getattr(args, name)
+        for name in ("questions", "pairs", "max_tokens")
+        if getattr(args, name, None) is not None
+    }
     result: int = module.run(quick=args.quick, **sizes)
     return result
 
@@ -39,13 +42,21 @@ def _suite(args: argparse.Namespace) -> int:
 
 
 def _suite_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true",
-                        help="every benchmark, small (under 5 minutes); default: full "
-                        "(under 60)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                        help=f"where the JSON, plots and logs go (default {DEFAULT_OUT})")
-    parser.add_argument("--only", nargs="+", metavar="BENCHMARK",
-                        help="these benchmarks of the suite only")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="every benchmark, small (under 5 minutes); default: full (under 60)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"where the JSON, plots and logs go (default {DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--only", nargs="+", metavar="BENCHMARK", help="these benchmarks of the suite only"
+    )
     parser.set_defaults(handler=_suite)
 
 
@@ -56,8 +67,9 @@ def _edge_sizes(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: SubParsers) -> None:
-    bench = sub.add_parser("bench", help="benchmarks (figures in docs/benchmarks.md); "
-                           "without a BENCHMARK, all of them")
+    bench = sub.add_parser(
+        "bench", help="benchmarks (figures in docs/benchmarks.md); without a BENCHMARK, all of them"
+    )
     _suite_options(bench)
     bench_sub = bench.add_subparsers(metavar="BENCHMARK")
     _suite_options(bench_sub.add_parser("all", help="every benchmark in turn (the default)"))

@@ -54,8 +54,9 @@ class Question:
 def _gsm8k() -> list[Question]:
     rows = [json.loads(line) for line in (DATA / "gsm8k" / "test.jsonl").open()]
     return [
-        Question("gsm8k", row["question"], row["answer"].split("####")[-1].strip(),
-                 AnswerFormat.NUMBER)
+        Question(
+            "gsm8k", row["question"], row["answer"].split("####")[-1].strip(), AnswerFormat.NUMBER
+        )
         for row in rows
     ]
 
@@ -63,8 +64,9 @@ def _gsm8k() -> list[Question]:
 def _svamp() -> list[Question]:
     rows = json.loads((DATA / "svamp" / "SVAMP.json").read_text())
     return [
-        Question("svamp", f"{row['Body']} {row['Question']}", str(row["Answer"]),
-                 AnswerFormat.NUMBER)
+        Question(
+            "svamp", f"{row['Body']} {row['Question']}", str(row["Answer"]), AnswerFormat.NUMBER
+        )
         for row in rows
     ]
 
@@ -72,8 +74,9 @@ def _svamp() -> list[Question]:
 def _strategyqa() -> list[Question]:
     rows = json.loads((DATA / "strategyqa" / "train.json").read_text())
     return [
-        Question("strategyqa", row["question"], "yes" if row["answer"] else "no",
-                 AnswerFormat.YES_NO)
+        Question(
+            "strategyqa", row["question"], "yes" if row["answer"] else "no", AnswerFormat.YES_NO
+        )
         for row in rows
     ]
 
@@ -172,15 +175,22 @@ def measure_throughput(
     # Like the worker: the same threads and extra buffers; both keep the prompt cached
     # between repeats.
     with llama_class_extra_buffers(extra_buffers_enabled(settings.extra_buffers)):
-        bare = Llama(str(path), n_ctx=settings.n_ctx, n_threads=model.n_threads,
-                     n_threads_batch=model.n_threads_batch, verbose=False)
+        bare = Llama(
+            str(path),
+            n_ctx=settings.n_ctx,
+            n_threads=model.n_threads,
+            n_threads_batch=model.n_threads_batch,
+            verbose=False,
+        )
     tokens = _summary(stub, request).completion_tokens  # warm-up, and the count to match
 
     def through_worker() -> Rate:
         started, cpu_started = time.perf_counter(), _cpu_seconds(pid)
         count = _summary(stub, request).completion_tokens
-        return Rate(count / (time.perf_counter() - started),
-                    count / max(_cpu_seconds(pid) - cpu_started, 1e-3))
+        return Rate(
+            count / (time.perf_counter() - started),
+            count / max(_cpu_seconds(pid) - cpu_started, 1e-3),
+        )
 
     def bare_loop() -> Rate:
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -188,8 +198,10 @@ def measure_throughput(
         for count, _token in enumerate(bare.generate(prompt, temp=0.0, top_k=1), start=1):
             if count >= tokens:
                 break
-        return Rate(tokens / (time.perf_counter() - started),
-                    tokens / max(time.process_time() - cpu_started, 1e-3))
+        return Rate(
+            tokens / (time.perf_counter() - started),
+            tokens / max(time.process_time() - cpu_started, 1e-3),
+        )
 
     bare_loop()  # warm-up
     worker: list[Rate] = []
@@ -226,21 +238,30 @@ def answer_request(
 
 
 def answer_all(
-    stub: edge_pb2_grpc.EdgeWorkerStub, questions: list[Question], *, early_exit: bool,
+    stub: edge_pb2_grpc.EdgeWorkerStub,
+    questions: list[Question],
+    *,
+    early_exit: bool,
     max_tokens: int,
 ) -> list[Answered]:
     answered = []
     for number, question in enumerate(questions, start=1):
         if number % 20 == 0:
-            print(f"  early exit {'on' if early_exit else 'off'}: {number}/{len(questions)}",
-                  flush=True)
+            print(
+                f"  early exit {'on' if early_exit else 'off'}: {number}/{len(questions)}",
+                flush=True,
+            )
         request = answer_request(question, early_exit=early_exit, max_tokens=max_tokens)
         summary = _summary(stub, request)
         answer = summary.final_answer if summary.answer_found else None
-        answered.append(Answered(
-            question, summary.completion_tokens, answers_match(answer, question.gold, question.fmt),
-            common_pb2.ExitReason.Name(summary.exit_reason).removeprefix("EXIT_REASON_"),
-        ))
+        answered.append(
+            Answered(
+                question,
+                summary.completion_tokens,
+                answers_match(answer, question.gold, question.fmt),
+                common_pb2.ExitReason.Name(summary.exit_reason).removeprefix("EXIT_REASON_"),
+            )
+        )
     return answered
 
 
@@ -248,8 +269,13 @@ def _accuracy(answered: list[Answered]) -> float:
     return sum(a.correct for a in answered) / len(answered)
 
 
-def run(quick: bool, *, questions: int | None = None, pairs: int | None = None,
-        max_tokens: int | None = None) -> int:
+def run(
+    quick: bool,
+    *,
+    questions: int | None = None,
+    pairs: int | None = None,
+    max_tokens: int | None = None,
+) -> int:
     """Sizes: --quick's, else the full run's; each can be set on its own (the suite's quick
     run takes fewer than --quick)."""
     count, tokens, repeats = (12, 128, 4) if quick else (200, 256, 20)

@@ -70,18 +70,28 @@ def record(out: Path, count: int, seed: int, max_tokens: int) -> None:
                     pieces.append(event.delta.text)
                     logprobs.append(event.delta.logprob)
                     entropies.append(event.delta.entropy)
-            file.write(json.dumps({
-                "source": question.source, "gold": question.gold, "fmt": question.fmt.value,
-                "pieces": pieces, "logprobs": logprobs, "entropies": entropies,
-            }) + "\n")
+            file.write(
+                json.dumps(
+                    {
+                        "source": question.source,
+                        "gold": question.gold,
+                        "fmt": question.fmt.value,
+                        "pieces": pieces,
+                        "logprobs": logprobs,
+                        "entropies": entropies,
+                    }
+                )
+                + "\n"
+            )
             file.flush()
 
 
 def _load(path: Path) -> list[Recorded]:
     rows = [json.loads(line) for line in path.open()]
     return [
-        Recorded(row["gold"], AnswerFormat(row["fmt"]), row["pieces"], row["logprobs"],
-                 row["entropies"])
+        Recorded(
+            row["gold"], AnswerFormat(row["fmt"]), row["pieces"], row["logprobs"], row["entropies"]
+        )
         for row in rows
     ]
 
@@ -108,18 +118,27 @@ def tune(path: Path, max_accuracy_drop: float) -> None:
     off = ExitRules(False, 0.0, 0.0, 1, 0, 0)
     _, baseline = _score(runs, off)
     defaults = EarlyExitDefaults()
-    current = ExitRules(True, defaults.settle_min_logprob, defaults.collapse_max_logprob,
-                        defaults.collapse_window, defaults.collapse_min_tokens,
-                        defaults.collapse_repeat_tokens)
+    current = ExitRules(
+        True,
+        defaults.settle_min_logprob,
+        defaults.collapse_max_logprob,
+        defaults.collapse_window,
+        defaults.collapse_min_tokens,
+        defaults.collapse_repeat_tokens,
+    )
     saving, accuracy = _score(runs, current)
-    print(f"{len(runs)} recorded generations, {sum(len(r.pieces) for r in runs)} tokens; "
-          f"accuracy with early exit off {baseline:.3f}")
+    print(
+        f"{len(runs)} recorded generations, {sum(len(r.pieces) for r in runs)} tokens; "
+        f"accuracy with early exit off {baseline:.3f}"
+    )
     print(f"current defaults {current}: saving {saving:.3f}, accuracy {accuracy:.3f}")
     # Equal accuracy may hide answers lost and others won by chance (a cut that leaves a
     # number which happens to be the gold one): count both.
     right = [(replay(run, off)[1], replay(run, current)[1]) for run in runs]
-    print(f"  answers lost {sum(a and not b for a, b in right)}, "
-          f"won {sum(b and not a for a, b in right)}")
+    print(
+        f"  answers lost {sum(a and not b for a, b in right)}, "
+        f"won {sum(b and not a for a, b in right)}"
+    )
     grid = []
     for settle, collapse, window, min_tokens, repeat in itertools.product(
         SETTLE, COLLAPSE, WINDOWS, MIN_TOKENS, REPEATS

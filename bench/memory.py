@@ -15,8 +15,10 @@ from sllm import children
 from sllm.cli import SubParsers
 
 SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "k8s" / "measure_rss.py"
-HELP = ("RSS (idle, peak under load, VmHWM) of an edge worker and of a router with and "
-        "without the edge in its process (deploy/k8s/measure_rss.py)")
+HELP = (
+    "RSS (idle, peak under load, VmHWM) of an edge worker and of a router with and "
+    "without the edge in its process (deploy/k8s/measure_rss.py)"
+)
 # Headline names of measure_rss.py's processes.
 KEYS = {
     "edge worker": "edge_worker",
@@ -29,8 +31,16 @@ def _run(args: argparse.Namespace) -> int:
     requests, concurrency = (12, 4) if args.quick else (48, 8)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "memory.json"
-    command = [sys.executable, str(SCRIPT), "--requests", str(requests),
-               "--concurrency", str(concurrency), "--json", str(path)]
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--requests",
+        str(requests),
+        "--concurrency",
+        str(concurrency),
+        "--json",
+        str(path),
+    ]
     done = children.run(command, timeout=1800)
     print(done.stdout, end="")
     if done.returncode != 0:
@@ -48,8 +58,16 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(bench_sub: SubParsers) -> None:
     parser = bench_sub.add_parser("memory", help=HELP)
-    parser.add_argument("--quick", action="store_true",
-                        help="12 requests from 4 clients per router (default 48 from 8)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                        help=f"where memory.json goes (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="12 requests from 4 clients per router (default 48 from 8)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"where memory.json goes (default {DEFAULT_OUT})",
+    )
     parser.set_defaults(handler=_run)

@@ -39,11 +39,22 @@ def cloud_answered(request_id: str) -> LoggedRequest:
     budget = BudgetSeen(1000.0, "request", None, None, 100.0, 900.0, 700.0, 0.0001)
     record = DecisionRecord(0.3, 0.5, 0.4, budget, "bench", 32, reason="CLOUD: a reason.")
     result = RouteResult(
-        request_id, "Paris", "Paris", "CLOUD", None, False, record, 12, 1, None, "Paris",
+        request_id,
+        "Paris",
+        "Paris",
+        "CLOUD",
+        None,
+        False,
+        record,
+        12,
+        1,
+        None,
+        "Paris",
         "bench-cloud",
     )
-    return LoggedRequest(QUESTION, [ChatMessage("user", QUESTION)], "FREE_TEXT", "bench", "",
-                         result)
+    return LoggedRequest(
+        QUESTION, [ChatMessage("user", QUESTION)], "FREE_TEXT", "bench", "", result
+    )
 
 
 def _write(where: str | Path, rows: int, writers: int) -> float:
@@ -58,9 +69,7 @@ def _write(where: str | Path, rows: int, writers: int) -> float:
             log.record(entry)
         log.flush(timeout_s=600)
 
-    threads = [
-        threading.Thread(target=fill, args=pair) for pair in zip(logs, batches, strict=True)
-    ]
+    threads = [threading.Thread(target=fill, args=pair) for pair in zip(logs, batches, strict=True)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -112,8 +121,10 @@ def _run(args: argparse.Namespace) -> int:
             ("sqlite, 1 writer", Path(scratch) / "log.sqlite3", 1)
         ]
         if args.postgres:
-            cases += [(f"postgresql, {w} writer{'s' if w > 1 else ''}", args.postgres, w)
-                      for w in sorted({1, args.writers})]
+            cases += [
+                (f"postgresql, {w} writer{'s' if w > 1 else ''}", args.postgres, w)
+                for w in sorted({1, args.writers})
+            ]
         for name, where, writers in cases:
             figures[name] = max(_write(where, args.rows, writers) for _ in range(args.repeats))
             print(f"  {name:<24} {figures[name]:>9,.0f} rows/s")
@@ -136,7 +147,8 @@ def _run(args: argparse.Namespace) -> int:
 def register(bench_sub: SubParsers) -> None:
     parser = bench_sub.add_parser("store", help=HELP, description=HELP)
     parser.add_argument(
-        "--postgres", metavar="URL",
+        "--postgres",
+        metavar="URL",
         help="a PostgreSQL database to write to (rows are added to its outcome log); "
         "without it, SQLite alone",
     )

@@ -64,7 +64,10 @@ class ExitJudge:
     """
 
     def __init__(
-        self, primer: str, fmt: AnswerFormat, rules: ExitRules,
+        self,
+        primer: str,
+        fmt: AnswerFormat,
+        rules: ExitRules,
         options: OptionTokens | None = None,
     ) -> None:
         self._primer = primer

@@ -106,7 +106,11 @@ class EdgeEngine:
             self._running_deadline = job.deadline
             try:
                 return generate(
-                    self.model, job, emit, cancelled, clock=self._clock,
+                    self.model,
+                    job,
+                    emit,
+                    cancelled,
+                    clock=self._clock,
                     options=self._options[job.answer_format],
                 )
             finally:

@@ -41,13 +41,15 @@ def decide_extra_buffers(
         return ExtraBuffersChoice(True, "the CPU has no AMX, where they are known to crash")
     if _release(llama_cpp_version) <= LAST_SAFE_ON_AMX:
         return ExtraBuffersChoice(
-            True, f"the CPU has AMX ({' '.join(amx)}) but llama-cpp-python "
-            f"{llama_cpp_version} is not known to crash with them there"
+            True,
+            f"the CPU has AMX ({' '.join(amx)}) but llama-cpp-python "
+            f"{llama_cpp_version} is not known to crash with them there",
         )
     return ExtraBuffersChoice(
-        False, f"the CPU has AMX ({' '.join(amx)}), where llama-cpp-python newer than "
+        False,
+        f"the CPU has AMX ({' '.join(amx)}), where llama-cpp-python newer than "
         f"{'.'.join(map(str, LAST_SAFE_ON_AMX))} crashes with them at the first "
-        "multi-token prompt"
+        "multi-token prompt",
     )
 
 

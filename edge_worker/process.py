@@ -69,8 +69,18 @@ def start_edge_worker(
     """`sllm edge serve --port 0 --metrics-port 0 ARGS` with `SLLM_*` overrides in `env`;
     returns once it listens (raises, with its output, if it exits or hangs first)."""
     process = children.popen(
-        [sys.executable, "-m", "sllm", "edge", "serve", "--port", "0", "--metrics-port", "0",
-         *args],
+        [
+            sys.executable,
+            "-m",
+            "sllm",
+            "edge",
+            "serve",
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            *args,
+        ],
         cwd=cwd,
         env={**os.environ, "SLLM_LOG__FORMAT": "json", **(env or {})},
         stdout=subprocess.PIPE,

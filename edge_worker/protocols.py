@@ -31,9 +31,7 @@ class TokenModel(Protocol):
     @property
     def n_ctx(self) -> int: ...
 
-    def prefill(
-        self, tokens: Sequence[int], interrupted: Callable[[], bool] = ...
-    ) -> bool:
+    def prefill(self, tokens: Sequence[int], interrupted: Callable[[], bool] = ...) -> bool:
         """Starts a new sequence with the prompt; False when `interrupted()` stopped it."""
         ...
 

@@ -43,15 +43,20 @@ def _rules(request: edge_pb2.EdgeGenerateRequest, settings: EdgeSettings) -> Exi
     rules = ExitRules(
         enabled=not given.disabled,
         settle_min_logprob=given.settle_min_logprob
-        if given.HasField("settle_min_logprob") else defaults.settle_min_logprob,
+        if given.HasField("settle_min_logprob")
+        else defaults.settle_min_logprob,
         collapse_max_logprob=given.collapse_max_logprob
-        if given.HasField("collapse_max_logprob") else defaults.collapse_max_logprob,
+        if given.HasField("collapse_max_logprob")
+        else defaults.collapse_max_logprob,
         collapse_window=given.collapse_window
-        if given.HasField("collapse_window") else defaults.collapse_window,
+        if given.HasField("collapse_window")
+        else defaults.collapse_window,
         collapse_min_tokens=given.collapse_min_tokens
-        if given.HasField("collapse_min_tokens") else defaults.collapse_min_tokens,
+        if given.HasField("collapse_min_tokens")
+        else defaults.collapse_min_tokens,
         collapse_repeat_tokens=given.collapse_repeat_tokens
-        if given.HasField("collapse_repeat_tokens") else defaults.collapse_repeat_tokens,
+        if given.HasField("collapse_repeat_tokens")
+        else defaults.collapse_repeat_tokens,
     )
     if rules.collapse_window < 1:
         raise InvalidRequest("early_exit.collapse_window is 0: set it to 1 or more (tokens)")

@@ -84,9 +84,7 @@ async def up(settings: Settings, out: TextIO = sys.stdout, *, edge_process: bool
             out.write(f"edge worker  in the router's process  model {model.name}\n")
         else:
             edge_target = f"{settings.edge.host}:{settings.edge.port}"
-            out.write(
-                f"edge worker  grpc {edge_target}  metrics :{settings.edge.metrics_port}\n"
-            )
+            out.write(f"edge worker  grpc {edge_target}  metrics :{settings.edge.metrics_port}\n")
         if not cloud_is_configured(settings):
             cloud = await asyncio.to_thread(
                 standin.start,

@@ -59,9 +59,7 @@ SHADOW_CALLS = Counter(
     "budget was held by its other calls)",
     ["outcome"],
 )
-RELEARNS = Counter(
-    "sllm_router_relearns_total", "Online re-learning runs by result", ["result"]
-)
+RELEARNS = Counter("sllm_router_relearns_total", "Online re-learning runs by result", ["result"])
 REFUSALS = Counter(
     "sllm_router_refusals_total",
     "Requests refused at a door (gRPC, HTTP) by status: UNAUTHENTICATED (no valid token) or "

@@ -92,8 +92,9 @@ def _read(directory: Path, handle: int, name: str, what: str) -> bytes:
     """A file of the directory opened through `handle`: every file of one load comes from
     the same directory, even when `sllm learn` swaps a new one in under the same name."""
     if name in {"", ".", ".."} or Path(name).name != name:
-        raise PolicyError(f"{directory}: {what} {name!r} must be a file name inside the "
-                          "policy directory")
+        raise PolicyError(
+            f"{directory}: {what} {name!r} must be a file name inside the policy directory"
+        )
     try:
         fd = os.open(name, os.O_RDONLY, dir_fd=handle)
     except FileNotFoundError as error:
@@ -203,7 +204,9 @@ class Policy:
             raise PolicyError(f"{directory / MANIFEST}: invalid: {error}") from error
         scorer_input = "text" if manifest.scorer.embedding is None else "embedding"
         scorer = _session(
-            directory, handle, manifest.scorer.file,
+            directory,
+            handle,
+            manifest.scorer.file,
             {scorer_input: "tensor(string)" if scorer_input == "text" else "tensor(float)"},
         )
         cascade = None

@@ -284,7 +284,5 @@ def signal_vector(
     return np.nan_to_num(vector, nan=0.0, posinf=SIGNAL_BOUND, neginf=-SIGNAL_BOUND)
 
 
-
-
 def unknown_signals(names: Sequence[str]) -> list[str]:
     return [name for name in names if name not in SIGNAL_NAMES]

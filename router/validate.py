@@ -40,8 +40,7 @@ def _messages(request: router_pb2.RouteRequest, max_chars: int) -> list[ChatMess
             raise InvalidRequest(f"messages[{i}].content contains a NUL character")
     if messages[-1].role != "user" or not messages[-1].content.strip():
         raise InvalidRequest(
-            f"messages[{len(messages) - 1}]: the last message must be a non-empty ROLE_USER "
-            "message"
+            f"messages[{len(messages) - 1}]: the last message must be a non-empty ROLE_USER message"
         )
     total = sum(len(m.content) for m in messages)
     if total > max_chars:

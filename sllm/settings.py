@@ -235,9 +235,7 @@ class RouterSettings(BaseModel):
     # The outcome store's URL: "sqlite:////abs/path" or "postgresql://user:pw@host/db" (a
     # fleet's shared store: also tenant spend and published policies); None: SQLite at
     # outcome_db. docs/outcome-store.md.
-    outcome_store: str | None = Field(
-        default=None, pattern=r"^(sqlite:///|postgres(ql)?://)"
-    )
+    outcome_store: str | None = Field(default=None, pattern=r"^(sqlite:///|postgres(ql)?://)")
     # False: only a hash of the prompt is logged.
     store_prompts: bool = False
     # Per-tenant spend allowed per window, in US dollars; None: unlimited.

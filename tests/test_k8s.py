@@ -252,11 +252,7 @@ def test_the_dashboard_uses_only_exported_metrics(rendered: dict[str, list[Manif
     configmap = one(rendered["monitoring"], "ConfigMap", "sllm-grafana-dashboard")
     assert configmap["data"]["sllm-dashboard.json"] == text
     dashboard = json.loads(text)
-    exprs = [
-        target["expr"]
-        for panel in dashboard["panels"]
-        for target in panel.get("targets", [])
-    ]
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     assert len(exprs) >= 20
     used = set().union(*(selected_metrics(expr) for expr in exprs))
     for variable in dashboard["templating"]["list"]:
@@ -272,9 +268,7 @@ def test_the_dashboard_uses_only_exported_metrics(rendered: dict[str, list[Manif
 def sllm_commands(container: dict[str, Any]) -> Iterator[list[str]]:
     """The sllm argument vectors a container runs, with Kubernetes' $(VAR) expanded from
     its env: the image's entrypoint with args, or each sllm call of a `sh -c` script."""
-    env = {
-        e["name"]: e.get("value", SECRET_STAND_INS.get(e["name"], "")) for e in container["env"]
-    }
+    env = {e["name"]: e.get("value", SECRET_STAND_INS.get(e["name"], "")) for e in container["env"]}
 
     def expand(word: str) -> str:
         for name, value in env.items():

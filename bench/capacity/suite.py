@@ -39,8 +39,13 @@ from bench.router import percentile
 from sllm import children
 
 # (door, route); "baseline" is the bare grpc.aio server, reached by the gRPC client.
-CASES = (("grpc", "EDGE"), ("baseline", "EDGE"), ("grpc", "CLOUD"), ("http", "EDGE"),
-         ("http", "CLOUD"))
+CASES = (
+    ("grpc", "EDGE"),
+    ("baseline", "EDGE"),
+    ("grpc", "CLOUD"),
+    ("http", "EDGE"),
+    ("http", "CLOUD"),
+)
 TARGETS = {"EDGE": 2000.0, "CLOUD": 1000.0}
 HALF_LOAD_P99_TARGET_MS = 5.0
 
@@ -81,7 +86,10 @@ def server_process(
     with log_path.open("w") as log:
         process = children.popen(
             [sys.executable, "-m", module],
-            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=log, text=True,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
         )
         try:
             assert process.stdout is not None
@@ -107,13 +115,31 @@ def router_env(cloud_url: str, scratch: Path) -> dict[str, str]:
 
 
 def generate_load(
-    door: str, target: str, route: str, *, clients: int, seconds: float, rate: float | None,
+    door: str,
+    target: str,
+    route: str,
+    *,
+    clients: int,
+    seconds: float,
+    rate: float | None,
     pids: tuple[int, int],
 ) -> Run:
     command = [
-        sys.executable, "-m", "bench.capacity.load", "--door", door, "--target", target,
-        "--route", route, "--clients", str(clients), "--seconds", str(seconds),
-        "--requests", str(int(seconds * 20_000)),
+        sys.executable,
+        "-m",
+        "bench.capacity.load",
+        "--door",
+        door,
+        "--target",
+        target,
+        "--route",
+        route,
+        "--clients",
+        str(clients),
+        "--seconds",
+        str(seconds),
+        "--requests",
+        str(int(seconds * 20_000)),
     ]
     if rate is not None:
         command += ["--rate", f"{rate:.1f}"]
@@ -141,22 +167,30 @@ def generate_load(
 
 def _median_run(runs: list[Run]) -> Run:
     """Field by field, the median over passes."""
-    return Run(**{
-        name: type(getattr(runs[0], name))(statistics.median(getattr(run, name) for run in runs))
-        for name in Run.__dataclass_fields__
-    })
+    return Run(
+        **{
+            name: type(getattr(runs[0], name))(
+                statistics.median(getattr(run, name) for run in runs)
+            )
+            for name in Run.__dataclass_fields__
+        }
+    )
 
 
 def measure(clients: int, seconds: float, passes: int, scratch: Path) -> list[Case]:
     cloud = start_replay_cloud("--fallback-answer", "Paris")
     try:
         with (
-            server_process("bench.capacity.serve", scratch / "router.log",
-                           router_env(cloud.base_url, scratch)) as (router, doors),
+            server_process(
+                "bench.capacity.serve", scratch / "router.log", router_env(cloud.base_url, scratch)
+            ) as (router, doors),
             server_process("bench.capacity.echo", scratch / "echo.log") as (echo, baseline),
         ):
-            targets = {"grpc": doors["grpc"], "http": doors["http"].removeprefix("http://"),
-                       "baseline": baseline["grpc"]}
+            targets = {
+                "grpc": doors["grpc"],
+                "http": doors["http"].removeprefix("http://"),
+                "baseline": baseline["grpc"],
+            }
             runs: dict[tuple[str, str], list[tuple[Run, Run]]] = {}
             for number in range(passes):
                 for door, route in CASES:
@@ -164,15 +198,37 @@ def measure(clients: int, seconds: float, passes: int, scratch: Path) -> list[Ca
                     pids = (echo.pid if door == "baseline" else router.pid, cloud.process.pid)
                     client = "http" if door == "http" else "grpc"
                     # Warms connections, caches and the openai client's pool.
-                    generate_load(client, targets[door], route, clients=clients,
-                                  seconds=1.0, rate=None, pids=pids)
-                    full = generate_load(client, targets[door], route, clients=clients,
-                                         seconds=seconds, rate=None, pids=pids)
+                    generate_load(
+                        client,
+                        targets[door],
+                        route,
+                        clients=clients,
+                        seconds=1.0,
+                        rate=None,
+                        pids=pids,
+                    )
+                    full = generate_load(
+                        client,
+                        targets[door],
+                        route,
+                        clients=clients,
+                        seconds=seconds,
+                        rate=None,
+                        pids=pids,
+                    )
                     # The baseline at the router's gRPC EDGE half-load rate: same rate, paired.
-                    rate = (runs[("grpc", "EDGE")][-1][0].rps if door == "baseline"
-                            else full.rps) / 2
-                    half = generate_load(client, targets[door], route, clients=clients,
-                                         seconds=seconds, rate=rate, pids=pids)
+                    rate = (
+                        runs[("grpc", "EDGE")][-1][0].rps if door == "baseline" else full.rps
+                    ) / 2
+                    half = generate_load(
+                        client,
+                        targets[door],
+                        route,
+                        clients=clients,
+                        seconds=seconds,
+                        rate=rate,
+                        pids=pids,
+                    )
                     runs.setdefault((door, route), []).append((full, half))
     finally:
         cloud.stop()
@@ -198,23 +254,31 @@ def figures(cases: list[Case]) -> dict[str, float]:
 
 
 def report(cases: list[Case], clients: int) -> None:
-    print(f"router capacity, INSTANT tiers (instant in-process edge; replay cloud at zero "
-          f"latency), {clients} clients from a separate process, all on this machine:")
-    print(f"  {'door':<8} {'route':<6} {'req/s':>7} {'p50':>6} {'p99':>6}   "
-          f"{'half-load p50':>13} {'p99':>6}   router CPU ms/req (cloud)")
+    print(
+        f"router capacity, INSTANT tiers (instant in-process edge; replay cloud at zero "
+        f"latency), {clients} clients from a separate process, all on this machine:"
+    )
+    print(
+        f"  {'door':<8} {'route':<6} {'req/s':>7} {'p50':>6} {'p99':>6}   "
+        f"{'half-load p50':>13} {'p99':>6}   router CPU ms/req (cloud)"
+    )
     for case in cases:
         full, half = case.saturation, case.half_load
-        print(f"  {case.door:<8} {case.route:<6} {full.rps:>7.0f} {full.p50_ms:>6.1f} "
-              f"{full.p99_ms:>6.1f}   {half.p50_ms:>13.2f} {half.p99_ms:>6.2f}   "
-              f"{full.router_cpu_ms:.3f} ({full.cloud_cpu_ms:.3f})")
+        print(
+            f"  {case.door:<8} {case.route:<6} {full.rps:>7.0f} {full.p50_ms:>6.1f} "
+            f"{full.p99_ms:>6.1f}   {half.p50_ms:>13.2f} {half.p99_ms:>6.2f}   "
+            f"{full.router_cpu_ms:.3f} ({full.cloud_cpu_ms:.3f})"
+        )
     for case in cases:
         if case.door == "baseline":
             continue
         target = TARGETS[case.route]
         for verdict, line in (
             (case.saturation.rps >= target, f"{case.door} {case.route} >= {target:.0f} req/s"),
-            (case.half_load.p99_ms <= HALF_LOAD_P99_TARGET_MS,
-             f"{case.door} {case.route} half-load p99 <= {HALF_LOAD_P99_TARGET_MS:.0f} ms"),
+            (
+                case.half_load.p99_ms <= HALF_LOAD_P99_TARGET_MS,
+                f"{case.door} {case.route} half-load p99 <= {HALF_LOAD_P99_TARGET_MS:.0f} ms",
+            ),
         ):
             print(f"target {line}: {'met' if verdict else 'MISSED'}")
 
@@ -226,15 +290,19 @@ def run(*, quick: bool, clients: int, out: Path) -> int:
         cases = measure(clients, seconds, passes, Path(tmp))
     report(cases, clients)
     headline_figures = figures(cases)
-    write_json(out, "capacity", {
-        "tiers": "instant (in-process edge that answers at once; replay cloud at 0 ms)",
-        "baseline": "bare grpc.aio server answering a fixed RouteResponse (door 'baseline')",
-        "clients": clients,
-        "seconds_per_run": seconds,
-        "passes": passes,
-        "minutes": (time.monotonic() - started) / 60.0,
-        "cases": [asdict(case) for case in cases],
-        "figures": headline_figures,
-    })
+    write_json(
+        out,
+        "capacity",
+        {
+            "tiers": "instant (in-process edge that answers at once; replay cloud at 0 ms)",
+            "baseline": "bare grpc.aio server answering a fixed RouteResponse (door 'baseline')",
+            "clients": clients,
+            "seconds_per_run": seconds,
+            "passes": passes,
+            "minutes": (time.monotonic() - started) / 60.0,
+            "cases": [asdict(case) for case in cases],
+            "figures": headline_figures,
+        },
+    )
     print(headline(headline_figures))
     return 0

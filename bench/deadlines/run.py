@@ -62,8 +62,9 @@ class Outcome:
         return self.budget_ms > self.edge_min_ms
 
 
-def _request(question: Question, hint: int, max_tokens: int,
-             budget_ms: int | None) -> router_pb2.RouteRequest:
+def _request(
+    question: Question, hint: int, max_tokens: int, budget_ms: int | None
+) -> router_pb2.RouteRequest:
     request = router_pb2.RouteRequest(
         messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=question.prompt)],
         max_tokens=max_tokens,
@@ -78,8 +79,9 @@ def _request(question: Question, hint: int, max_tokens: int,
     return request
 
 
-async def _ask(stub: router_pb2_grpc.RouterAsyncStub, question: Question,
-               budget_ms: int) -> Outcome:
+async def _ask(
+    stub: router_pb2_grpc.RouterAsyncStub, question: Question, budget_ms: int
+) -> Outcome:
     """The question with that budget; its edge minimum is filled in later."""
     started = time.perf_counter()
     try:
@@ -89,25 +91,36 @@ async def _ask(stub: router_pb2_grpc.RouterAsyncStub, question: Question,
         )
     except grpc.aio.AioRpcError as error:
         wall_ms = (time.perf_counter() - started) * 1000.0
-        return Outcome(question.id, question.task, budget_ms, 0.0, wall_ms,
-                       error.code().name, "NONE", 0.0, error.details() or "")
+        return Outcome(
+            question.id,
+            question.task,
+            budget_ms,
+            0.0,
+            wall_ms,
+            error.code().name,
+            "NONE",
+            0.0,
+            error.details() or "",
+        )
     wall_ms = (time.perf_counter() - started) * 1000.0
     right = answers_match(response.final_answer or None, question.gold, question.answer_format)
     route = router_pb2.Route.Name(response.route).removeprefix("ROUTE_")
-    return Outcome(question.id, question.task, budget_ms, 0.0, wall_ms, "OK", route,
-                   float(right))
+    return Outcome(question.id, question.task, budget_ms, 0.0, wall_ms, "OK", route, float(right))
 
 
-async def _edge_min_ms(stub: router_pb2_grpc.RouterAsyncStub,
-                       question: Question) -> tuple[float, float]:
+async def _edge_min_ms(
+    stub: router_pb2_grpc.RouterAsyncStub, question: Question
+) -> tuple[float, float]:
     """A 1-token edge answer to the question, no budget: the least any budget must hold;
     and the router's own estimate of it (the edge's, without the router's overheads)."""
     started = time.perf_counter()
     response = await stub.Generate(
         _request(question, router_pb2.ROUTE_HINT_EDGE_ONLY, 1, None), timeout=CALL_TIMEOUT_S
     )
-    return ((time.perf_counter() - started) * 1000.0,
-            response.decision.budget.est_edge_step_by_step_ms)
+    return (
+        (time.perf_counter() - started) * 1000.0,
+        response.decision.budget.est_edge_step_by_step_ms,
+    )
 
 
 async def measure(target: str, questions: Sequence[Question]) -> list[Outcome]:
@@ -130,8 +143,12 @@ async def measure(target: str, questions: Sequence[Question]) -> list[Outcome]:
                     edge_min[question.id] = await _edge_min_ms(stub, question)
                 else:
                     outcomes.append(await _ask(stub, question, budget))
-    return [dataclasses.replace(o, edge_min_ms=edge_min[o.question][0],
-                                est_edge_min_ms=edge_min[o.question][1]) for o in outcomes]
+    return [
+        dataclasses.replace(
+            o, edge_min_ms=edge_min[o.question][0], est_edge_min_ms=edge_min[o.question][1]
+        )
+        for o in outcomes
+    ]
 
 
 @contextlib.contextmanager
@@ -141,7 +158,8 @@ def _system(scratch: Path) -> Iterator[str]:
         cloud = start_replay_cloud(*REPLAY_LATENCY)
         stack.callback(cloud.stop)
         router = start_router(
-            "--edge", IN_PROCESS,
+            "--edge",
+            IN_PROCESS,
             env={
                 "SLLM_CLOUD__BASE_URL": cloud.base_url,
                 "SLLM_CLOUD__MODEL": "replay",
@@ -167,29 +185,41 @@ def per_budget(outcomes: Sequence[Outcome]) -> dict[int, dict[str, float]]:
             "requests": len(mine),
             "eligible": len(eligible),
             "within": sum(o.within for o in mine) / len(mine),
-            "within_eligible": (sum(o.within for o in eligible) / len(eligible)
-                                if eligible else float("nan")),
+            "within_eligible": (
+                sum(o.within for o in eligible) / len(eligible) if eligible else float("nan")
+            ),
             "accuracy": statistics.fmean(o.score for o in mine),
             "refused": sum(o.status != "OK" for o in mine) / len(mine),
             "max_late_ms": max(late, default=0.0),
             "p50_ms": statistics.median(o.wall_ms for o in mine),
-            **{f"route_{route.lower()}": routes[route] / len(mine)
-               for route in ("EDGE", "CLOUD", "EDGE_THEN_CLOUD", "EDGE_FALLBACK", "NONE")},
+            **{
+                f"route_{route.lower()}": routes[route] / len(mine)
+                for route in ("EDGE", "CLOUD", "EDGE_THEN_CLOUD", "EDGE_FALLBACK", "NONE")
+            },
         }
     return figures
 
 
 def _print(figures: dict[int, dict[str, float]], edge_min: Sequence[float]) -> None:
-    print(f"edge minimum per request (1-token edge answer through the router): p50 "
-          f"{statistics.median(edge_min):.0f} ms, max {max(edge_min):.0f} ms")
-    print(f"{'budget':>8}{'within':>8}{'within (eligible)':>19}{'accuracy':>10}"
-          f"{'refused':>9}{'max late':>10}  routes")
+    print(
+        f"edge minimum per request (1-token edge answer through the router): p50 "
+        f"{statistics.median(edge_min):.0f} ms, max {max(edge_min):.0f} ms"
+    )
+    print(
+        f"{'budget':>8}{'within':>8}{'within (eligible)':>19}{'accuracy':>10}"
+        f"{'refused':>9}{'max late':>10}  routes"
+    )
     for budget, f in figures.items():
-        routes = ", ".join(f"{key[6:].upper()} {value:.2f}" for key, value in f.items()
-                           if key.startswith("route_") and value)
-        print(f"{budget:>6}ms{f['within']:>8.3f}{f['within_eligible']:>11.3f} of "
-              f"{int(f['eligible']):>3}{f['accuracy']:>10.3f}{f['refused']:>9.3f}"
-              f"{f['max_late_ms']:>8.0f}ms  {routes}")
+        routes = ", ".join(
+            f"{key[6:].upper()} {value:.2f}"
+            for key, value in f.items()
+            if key.startswith("route_") and value
+        )
+        print(
+            f"{budget:>6}ms{f['within']:>8.3f}{f['within_eligible']:>11.3f} of "
+            f"{int(f['eligible']):>3}{f['accuracy']:>10.3f}{f['refused']:>9.3f}"
+            f"{f['max_late_ms']:>8.0f}ms  {routes}"
+        )
     for budget, f in figures.items():
         verdict = "met" if f["within_eligible"] >= TARGET_WITHIN else "MISSED"
         print(f"target within budget (eligible) >= {TARGET_WITHIN} at {budget} ms: {verdict}")
@@ -208,14 +238,25 @@ def run(*, quick: bool, questions: int | None = None, out: Path) -> int:
     figures = per_budget(outcomes)
     edge_min = sorted({o.question: o.edge_min_ms for o in outcomes}.values())
     _print(figures, edge_min)
-    write_json(out, "deadlines", {
-        "budgets": {str(budget): f for budget, f in figures.items()},
-        "edge_min_ms": edge_min,
-        "requests": [asdict(o) for o in outcomes],
-    })
+    write_json(
+        out,
+        "deadlines",
+        {
+            "budgets": {str(budget): f for budget, f in figures.items()},
+            "edge_min_ms": edge_min,
+            "requests": [asdict(o) for o in outcomes],
+        },
+    )
     plot(out / "deadlines.png", figures, outcomes)
-    print(headline({
-        f"{key}_{budget}": value for budget, f in figures.items()
-        for key, value in f.items() if key in ("within", "within_eligible", "accuracy")
-    } | {"questions": len(chosen)}))
+    print(
+        headline(
+            {
+                f"{key}_{budget}": value
+                for budget, f in figures.items()
+                for key, value in f.items()
+                if key in ("within", "within_eligible", "accuracy")
+            }
+            | {"questions": len(chosen)}
+        )
+    )
     return 0

@@ -42,7 +42,10 @@ def live_system(scratch: Path, policy_dir: Path) -> Iterator[LiveSystem]:
         edge, cloud = starting_edge.result(), starting_cloud.result()
         db = scratch / "outcomes.sqlite3"
         router = start_router(
-            "--edge", edge.target, "--policy", str(policy_dir),
+            "--edge",
+            edge.target,
+            "--policy",
+            str(policy_dir),
             env={
                 "SLLM_CLOUD__BASE_URL": cloud.base_url,
                 "SLLM_CLOUD__MODEL": "replay",

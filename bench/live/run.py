@@ -60,8 +60,9 @@ class StepFailed(RuntimeError):
 def _sllm(*args: str) -> str:
     done = children.run([sys.executable, "-m", "sllm", *args])
     if done.returncode != 0:
-        raise StepFailed(f"sllm {' '.join(args[:2])} exited {done.returncode}: "
-                         f"{done.stderr.strip()[-2000:]}")
+        raise StepFailed(
+            f"sllm {' '.join(args[:2])} exited {done.returncode}: {done.stderr.strip()[-2000:]}"
+        )
     return done.stdout
 
 
@@ -84,36 +85,58 @@ def _accuracy_by_task(answered: Sequence[Answered]) -> dict[str, float]:
 def _print_phase1(edge: Phase, cloud: Phase) -> None:
     edge_by_task = _accuracy_by_task(edge.answered)
     cloud_by_task = _accuracy_by_task(cloud.answered)
-    print(f"phase 1: {len(edge.answered)} edge answers, {len(cloud.answered)} cloud answers, "
-          f"{len(edge.failures)} + {len(cloud.failures)} failed calls")
+    print(
+        f"phase 1: {len(edge.answered)} edge answers, {len(cloud.answered)} cloud answers, "
+        f"{len(edge.failures)} + {len(cloud.failures)} failed calls"
+    )
     for failure in (edge.failures + cloud.failures)[:5]:
         print(f"  failed: {failure}")
     print(f"  {'task':<14}{'edge right':>11}{'cloud right':>12}  cloud answers")
     for task, accuracy in edge_by_task.items():
         kind = "GOLD (replay)" if task in GOLD_CLOUD_TASKS else "GPT-4 recorded (replay)"
         print(f"  {task:<14}{accuracy:>11.3f}{cloud_by_task.get(task, math.nan):>12.3f}  {kind}")
-    print(f"  edge call p50 {statistics.median(a.total_ms for a in edge.answered):.0f} ms, "
-          f"cloud call p50 {statistics.median(a.total_ms for a in cloud.answered):.0f} ms "
-          f"(replay latency {' '.join(REPLAY_LATENCY)})")
+    print(
+        f"  edge call p50 {statistics.median(a.total_ms for a in edge.answered):.0f} ms, "
+        f"cloud call p50 {statistics.median(a.total_ms for a in cloud.answered):.0f} ms "
+        f"(replay latency {' '.join(REPLAY_LATENCY)})"
+    )
 
 
-def _learn_and_evaluate(learn_table: Path, test_table: Path, policy: Path, signals: str,
-                        figures: Path) -> tuple[str, dict[str, Any]]:
+def _learn_and_evaluate(
+    learn_table: Path, test_table: Path, policy: Path, signals: str, figures: Path
+) -> tuple[str, dict[str, Any]]:
     """`sllm learn` then `sllm evaluate --json`: what learn printed, and the figures."""
-    learned = _sllm("learn", "--data", str(learn_table), "--target", TARGET, "--out",
-                    str(policy), "--signals", signals, "--quiet")
+    learned = _sllm(
+        "learn",
+        "--data",
+        str(learn_table),
+        "--target",
+        TARGET,
+        "--out",
+        str(policy),
+        "--signals",
+        signals,
+        "--quiet",
+    )
     _sllm("evaluate", "--policy", str(policy), "--data", str(test_table), "--json", str(figures))
     report: dict[str, Any] = json.loads(figures.read_text(encoding="utf-8"))
     return learned.rstrip(), report
 
 
-def _learn_both(learn_table: Path, test_table: Path, policies: dict[str, Path],
-                scratch: Path) -> dict[str, dict[str, Any]]:
+def _learn_both(
+    learn_table: Path, test_table: Path, policies: dict[str, Path], scratch: Path
+) -> dict[str, dict[str, Any]]:
     """With and without the edge's signals, side by side (each is one process)."""
     with ThreadPoolExecutor(len(SIGNALS)) as pool:
         running = {
-            name: pool.submit(_learn_and_evaluate, learn_table, test_table, policies[name],
-                              signals, scratch / f"evaluate-{name}.json")
+            name: pool.submit(
+                _learn_and_evaluate,
+                learn_table,
+                test_table,
+                policies[name],
+                signals,
+                scratch / f"evaluate-{name}.json",
+            )
             for name, signals in SIGNALS.items()
         }
     reports = {}
@@ -135,21 +158,27 @@ def _print_learning(reports: dict[str, dict[str, Any]], test_rows: Sequence[Outc
     right = Counter(row.task for row in test_rows if (row.edge_score or 0.0) >= 0.5)
     rows = Counter(row.task for row in test_rows)
     print("AUROC of p_edge_ok for the edge being right, on the test part:")
-    print(f"  {'task':<14}{'rows':>5}{'edge right':>11}{'pre-gen':>9}{'cascade':>9}"
-          f"{'cascade w/o signals':>21}")
+    print(
+        f"  {'task':<14}{'rows':>5}{'edge right':>11}{'pre-gen':>9}{'cascade':>9}"
+        f"{'cascade w/o signals':>21}"
+    )
 
     def per_task(report: dict[str, Any], block: str, task: str) -> float:
         entry = report.get(block, {}).get("per_task", {}).get(task)
         return math.nan if entry is None else float(entry["auroc"])
 
     for task in sorted(rows):
-        print(f"  {task:<14}{rows[task]:>5}{right[task]:>11}"
-              f"{per_task(with_signals, 'pre_generation', task):>9.3f}"
-              f"{per_task(with_signals, 'cascade', task):>9.3f}"
-              f"{per_task(without, 'cascade', task):>21.3f}")
-    print(f"  {'all':<14}{len(test_rows):>5}{sum(right.values()):>11}"
-          f"{with_signals['pre_generation']['auroc']:>9.3f}{_decided(with_signals)['auroc']:>9.3f}"
-          f"{_decided(without)['auroc']:>21.3f}")
+        print(
+            f"  {task:<14}{rows[task]:>5}{right[task]:>11}"
+            f"{per_task(with_signals, 'pre_generation', task):>9.3f}"
+            f"{per_task(with_signals, 'cascade', task):>9.3f}"
+            f"{per_task(without, 'cascade', task):>21.3f}"
+        )
+    print(
+        f"  {'all':<14}{len(test_rows):>5}{sum(right.values()):>11}"
+        f"{with_signals['pre_generation']['auroc']:>9.3f}{_decided(with_signals)['auroc']:>9.3f}"
+        f"{_decided(without)['auroc']:>21.3f}"
+    )
     print("cloud calls saved at 95% of always-cloud quality (share of queries), test part:")
     for label, report, block in (
         ("pre-generation", with_signals, "pre_generation"),
@@ -178,12 +207,16 @@ def _phase2_figures(auto: Phase, cloud: Phase) -> dict[str, float]:
     cloud_calls = sum(routes[r] for r in ("CLOUD", "EDGE_THEN_CLOUD", "EDGE_FALLBACK"))
     accuracy = _mean([a.score for a in auto.answered])
     cloud_accuracy = _mean([always_cloud[a.question.id] for a in auto.answered])
-    print(f"phase 2: {len(auto.answered)} test questions routed AUTO by the learned policy "
-          f"({len(auto.failures)} failed calls)")
+    print(
+        f"phase 2: {len(auto.answered)} test questions routed AUTO by the learned policy "
+        f"({len(auto.failures)} failed calls)"
+    )
     print("  routes: " + ", ".join(f"{r} {n / count:.3f}" for r, n in routes.most_common()))
-    print(f"  accuracy {accuracy:.3f}; always-cloud on the same questions {cloud_accuracy:.3f} "
-          f"(ratio {accuracy / cloud_accuracy:.3f}); cloud calls {cloud_calls / count:.3f} of "
-          f"queries (saved {1 - cloud_calls / count:.3f})")
+    print(
+        f"  accuracy {accuracy:.3f}; always-cloud on the same questions {cloud_accuracy:.3f} "
+        f"(ratio {accuracy / cloud_accuracy:.3f}); cloud calls {cloud_calls / count:.3f} of "
+        f"queries (saved {1 - cloud_calls / count:.3f})"
+    )
     print(f"  request p50 {statistics.median(a.total_ms for a in auto.answered):.0f} ms")
     return {
         "auto_accuracy": accuracy,
@@ -226,9 +259,15 @@ def _scratch(keep: Path | None) -> contextlib.AbstractContextManager[str]:
     return contextlib.nullcontext(str(keep))
 
 
-def _report_value(out: Path, testing: Sequence[OutcomeRow], edge: Phase, cloud: Phase,
-                  policy: Path | None, auto: Sequence[Answered],
-                  figures: dict[str, float]) -> None:
+def _report_value(
+    out: Path,
+    testing: Sequence[OutcomeRow],
+    edge: Phase,
+    cloud: Phase,
+    policy: Path | None,
+    auto: Sequence[Answered],
+    figures: dict[str, float],
+) -> None:
     """The routing-value table (printed, and with the figures in live.json) and its plot."""
     outcomes = Outcomes.of(testing, edge.answered, cloud.answered)
     rows, scores = value.table(testing, outcomes, policy, auto)
@@ -249,8 +288,10 @@ async def _main(total: int, prior: Path | None, keep: Path | None, out: Path | N
     auto = Phase([], [])
     with _scratch(keep) as tmp:
         scratch = Path(tmp)
-        policies = {"with_signals": scratch / "active-policy",
-                    "without_signals": scratch / "policy-without-signals"}
+        policies = {
+            "with_signals": scratch / "active-policy",
+            "without_signals": scratch / "policy-without-signals",
+        }
         shutil.copytree(default_policy_dir(), policies["with_signals"])
         with live_system(scratch, policies["with_signals"]) as system:
             steps.done("start edge worker, replay cloud, router")
@@ -259,8 +300,11 @@ async def _main(total: int, prior: Path | None, keep: Path | None, out: Path | N
             _print_phase1(edge, cloud)
             steps.done("phase 1")
             exported = scratch / "log.jsonl"
-            print(_sllm("outcomes", "export", "--db", str(system.outcome_db), "--out",
-                        str(exported)).rstrip())
+            print(
+                _sllm(
+                    "outcomes", "export", "--db", str(system.outcome_db), "--out", str(exported)
+                ).rstrip()
+            )
             rows = per_question(read_table(exported), edge.answered, cloud.answered)
             figures["questions"] = len(rows)
             figures["edge_accuracy"] = _mean([row.edge_score or 0.0 for row in rows])
@@ -271,9 +315,12 @@ async def _main(total: int, prior: Path | None, keep: Path | None, out: Path | N
             learn_table, test_table = scratch / "learn.jsonl", scratch / "test.jsonl"
             write_table([*learning, *prior_rows], learn_table)
             write_table(testing, test_table)
-            print(f"outcome table: {len(rows)} questions with both outcomes; learning from the "
-                  f"first {len(learning)}" + (f" and {len(prior_rows)} prior rows" if prior_rows
-                                              else "") + f", testing on the last {len(testing)}")
+            print(
+                f"outcome table: {len(rows)} questions with both outcomes; learning from the "
+                f"first {len(learning)}"
+                + (f" and {len(prior_rows)} prior rows" if prior_rows else "")
+                + f", testing on the last {len(testing)}"
+            )
             steps.done("export and table")
             try:
                 reports = _learn_both(learn_table, test_table, policies, scratch)
@@ -287,7 +334,8 @@ async def _main(total: int, prior: Path | None, keep: Path | None, out: Path | N
                 _print_learning(reports, testing)
                 figures.update(policy_learned=1, **_learned_figures(reports))
                 version = json.loads((policies["with_signals"] / "policy.json").read_text())[
-                    "version"]
+                    "version"
+                ]
                 await _wait_for_policy(target, version)
                 print(f"router hot-reloaded policy {version}")
                 test_ids = {row.id for row in testing}
@@ -298,13 +346,23 @@ async def _main(total: int, prior: Path | None, keep: Path | None, out: Path | N
             if out is not None:
                 _report_value(out, testing, edge, cloud, learned, auto.answered, figures)
     figures["minutes"] = (time.monotonic() - steps.started) / 60.0
-    print(" ".join(f"{key}={value if isinstance(value, int) else round(value, 4)}"
-                   for key, value in figures.items()))
+    print(
+        " ".join(
+            f"{key}={value if isinstance(value, int) else round(value, 4)}"
+            for key, value in figures.items()
+        )
+    )
     return 0
 
 
-def run(*, quick: bool, questions: int | None = None, prior: Path | None = None,
-        keep: Path | None = None, out: Path | None = None) -> int:
+def run(
+    *,
+    quick: bool,
+    questions: int | None = None,
+    prior: Path | None = None,
+    keep: Path | None = None,
+    out: Path | None = None,
+) -> int:
     total = questions or (QUICK_QUESTIONS if quick else QUESTIONS)
     try:
         return asyncio.run(_main(total, prior, keep, out))

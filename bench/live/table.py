@@ -45,7 +45,9 @@ def per_question(
         edge_row = _logged(by_request, answered, "edge_score")
         cloud_row = _logged(by_request, cloud_by_question[answered.question.id], "cloud_score")
         cloud_fields = {name: getattr(cloud_row, name) for name in _CLOUD_FIELDS}
-        rows.append(edge_row.model_copy(update={
-            "id": answered.question.id, "task": answered.question.task, **cloud_fields
-        }))
+        rows.append(
+            edge_row.model_copy(
+                update={"id": answered.question.id, "task": answered.question.task, **cloud_fields}
+            )
+        )
     return rows

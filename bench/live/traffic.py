@@ -50,12 +50,18 @@ async def ask(stub: router_pb2_grpc.RouterAsyncStub, question: Question, hint: i
     total_ms = (time.perf_counter() - started) * 1000.0
     right = answers_match(response.final_answer or None, question.gold, question.answer_format)
     await stub.Feedback(
-        router_pb2.FeedbackRequest(request_id=response.request_id, score=float(right),
-                                   source="gold"),
+        router_pb2.FeedbackRequest(
+            request_id=response.request_id, score=float(right), source="gold"
+        ),
         timeout=CALL_TIMEOUT_S,
     )
-    return Answered(question, response.request_id, router_pb2.Route.Name(response.route)
-                    .removeprefix("ROUTE_"), float(right), total_ms)
+    return Answered(
+        question,
+        response.request_id,
+        router_pb2.Route.Name(response.route).removeprefix("ROUTE_"),
+        float(right),
+        total_ms,
+    )
 
 
 @dataclass

@@ -47,8 +47,9 @@ class Outcomes:
     cost: FloatArray
 
     @classmethod
-    def of(cls, rows: Sequence[OutcomeRow], edge: Sequence[Answered],
-           cloud: Sequence[Answered]) -> Outcomes:
+    def of(
+        cls, rows: Sequence[OutcomeRow], edge: Sequence[Answered], cloud: Sequence[Answered]
+    ) -> Outcomes:
         edge_ms = {a.question.id: a.total_ms for a in edge}
         cloud_ms = {a.question.id: a.total_ms for a in cloud}
         return cls(
@@ -61,12 +62,14 @@ class Outcomes:
 
     def routed(self, router: str, to_cloud: BoolArray, *, edge_first: bool) -> RouterRow:
         """`edge_first`: every question ran on the edge before the escalated went on."""
-        ms = np.where(to_cloud, self.cloud_ms + (self.edge_ms if edge_first else 0.0),
-                      self.edge_ms)
+        ms = np.where(to_cloud, self.cloud_ms + (self.edge_ms if edge_first else 0.0), self.edge_ms)
         return RouterRow(
-            router, float(np.where(to_cloud, self.cloud, self.edge).mean()),
-            float(to_cloud.mean()), float(np.where(to_cloud, self.cost, 0.0).mean() * 1000),
-            float(np.percentile(ms, 50)), float(np.percentile(ms, 95)),
+            router,
+            float(np.where(to_cloud, self.cloud, self.edge).mean()),
+            float(to_cloud.mean()),
+            float(np.where(to_cloud, self.cost, 0.0).mean() * 1000),
+            float(np.percentile(ms, 50)),
+            float(np.percentile(ms, 95)),
         )
 
 
@@ -84,28 +87,41 @@ def live_row(auto: Sequence[Answered], outcomes: Outcomes, rows: Sequence[Outcom
     to_cloud = np.array([a.route in CLOUD_ROUTES for a in auto])
     ms = np.array([a.total_ms for a in auto])
     return RouterRow(
-        "sllm, live (cascade, early exit)", float(np.mean([a.score for a in auto])),
+        "sllm, live (cascade, early exit)",
+        float(np.mean([a.score for a in auto])),
         float(to_cloud.mean()),
-        float(np.mean([cost[a.question.id] if c else 0.0 for a, c in zip(auto, to_cloud,
-                                                                         strict=True)]) * 1000),
-        float(np.percentile(ms, 50)), float(np.percentile(ms, 95)),
+        float(
+            np.mean(
+                [cost[a.question.id] if c else 0.0 for a, c in zip(auto, to_cloud, strict=True)]
+            )
+            * 1000
+        ),
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 95)),
     )
 
 
-def table(rows: Sequence[OutcomeRow], outcomes: Outcomes, policy: Path | None,
-          auto: Sequence[Answered]) -> tuple[list[RouterRow], dict[str, FloatArray]]:
+def table(
+    rows: Sequence[OutcomeRow], outcomes: Outcomes, policy: Path | None, auto: Sequence[Answered]
+) -> tuple[list[RouterRow], dict[str, FloatArray]]:
     """The rows of the table, and the scores whose curves the plot draws."""
     n = len(rows)
     scores = {"oracle": metrics.oracle_score(outcomes.edge, outcomes.cloud)}
-    table = [outcomes.routed("always edge", np.zeros(n, np.bool_), edge_first=False),
-             outcomes.routed("always cloud", np.ones(n, np.bool_), edge_first=False)]
+    table = [
+        outcomes.routed("always edge", np.zeros(n, np.bool_), edge_first=False),
+        outcomes.routed("always cloud", np.ones(n, np.bool_), edge_first=False),
+    ]
     if policy is not None:
         scores["pre-generation"], scores["cascade"] = policy_scores(Policy.load(policy), rows)
         table += [
-            outcomes.routed("pre-generation only (RouteLLM-style)",
-                            lowest(scores["pre-generation"], outcomes), edge_first=False),
-            outcomes.routed("cascade, offline", lowest(scores["cascade"], outcomes),
-                            edge_first=True),
+            outcomes.routed(
+                "pre-generation only (RouteLLM-style)",
+                lowest(scores["pre-generation"], outcomes),
+                edge_first=False,
+            ),
+            outcomes.routed(
+                "cascade, offline", lowest(scores["cascade"], outcomes), edge_first=True
+            ),
         ]
     if auto:
         table.append(live_row(auto, outcomes, rows))
@@ -120,8 +136,10 @@ def print_table(table: Sequence[RouterRow]) -> None:
     print(f"routing value on the test part (goal: {GOAL:.0%} of always-cloud accuracy):")
     print(f"  {'router':<38}{'accuracy':>9}{'cloud':>7}{'$/1k q':>8}{'p50 ms':>8}{'p95 ms':>8}")
     for row in table:
-        print(f"  {row.router:<38}{row.accuracy:>9.3f}{row.cloud_share:>7.2f}"
-              f"{row.cost_usd_per_1k:>8.3f}{row.p50_ms:>8.0f}{row.p95_ms:>8.0f}")
+        print(
+            f"  {row.router:<38}{row.accuracy:>9.3f}{row.cloud_share:>7.2f}"
+            f"{row.cost_usd_per_1k:>8.3f}{row.p50_ms:>8.0f}{row.p95_ms:>8.0f}"
+        )
 
 
 def as_json(table: Sequence[RouterRow]) -> list[dict[str, Any]]:

@@ -73,15 +73,14 @@ def _scores(signal: str, train: Table, train_index: Index, test_index: Index) ->
     fit, fit_embedding = train.part(train_index)
     scored, scored_embedding = train.part(test_index)
     if signal == "embedding-knn":
-        return KnnScorer.fit(fit_embedding, fit.acceptable, fit.weights).predict(
-            scored_embedding
-        )
+        return KnnScorer.fit(fit_embedding, fit.acceptable, fit.weights).predict(scored_embedding)
 
     def inputs(data: Labelled, embedding: npt.NDArray[np.float32]) -> Inputs:
         # An empty text column gives the model no words to read (see model.NO_WORDS).
         text = [row.prompt for row in data.rows] if "tfidf" in signal else [""] * len(data.rows)
-        return Inputs(text=text, signals=embedding.astype(np.float64)
-                      if "embedding" in signal else None)
+        return Inputs(
+            text=text, signals=embedding.astype(np.float64) if "embedding" in signal else None
+        )
 
     names = tuple(f"embedding_{i}" for i in range(train.embedding.shape[1]))
     model = LinearScorer(signal_names=names if "embedding" in signal else ())
@@ -115,7 +114,8 @@ def _group_folds(table: Table, signal: str) -> dict[str, float]:
 
 
 UNSEEN: dict[str, Callable[[Table, str], dict[str, float]]] = {
-    "held_out_groups": _held_out_groups, "group_folds": _group_folds,
+    "held_out_groups": _held_out_groups,
+    "group_folds": _group_folds,
 }
 
 
@@ -152,7 +152,8 @@ def decision_times(queries: Sequence[str], train: Table) -> dict[str, dict[str, 
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     knn_session = ort.InferenceSession(
         KnnScorer.fit(train.embedding, train.data.acceptable).to_onnx().SerializeToString(),
-        options, providers=["CPUExecutionProvider"],
+        options,
+        providers=["CPUExecutionProvider"],
     )
 
     def tfidf(query: str) -> None:
@@ -169,7 +170,10 @@ def decision_times(queries: Sequence[str], train: Table) -> dict[str, dict[str, 
         knn_session.run(["p_edge_ok"], {"embedding": encoder.embed([query])})
 
     steps: dict[str, Callable[[str], None]] = {
-        "tfidf": tfidf, "embedding": embedding, "tfidf+embedding": both, "embedding-knn": knn,
+        "tfidf": tfidf,
+        "embedding": embedding,
+        "tfidf+embedding": both,
+        "embedding-knn": knn,
     }
     times: dict[str, dict[str, float]] = {}
     for signal, step in steps.items():
@@ -211,13 +215,19 @@ def _cascade(table: Table, names: tuple[str, ...], train: Index, test: Index) ->
 def option_share_figures(table: Table) -> dict[str, Any]:
     """The cascade model on the table's CHOICE_LETTER and YES_NO rows with and without
     the edge's option share (random split; task folds), and each confidence alone."""
-    options = [i for i, row in enumerate(table.data.rows)
-               if row.answer_format in ("CHOICE_LETTER", "YES_NO") and row.edge_signals]
-    rows = Table(table.name, table.data.subset(np.array(options, np.intp)),
-                 table.embedding[options])
+    options = [
+        i
+        for i, row in enumerate(table.data.rows)
+        if row.answer_format in ("CHOICE_LETTER", "YES_NO") and row.edge_signals
+    ]
+    rows = Table(
+        table.name, table.data.subset(np.array(options, np.intp)), table.embedding[options]
+    )
     every = cascade_signal_names(rows.data.rows)
-    variants = {"with option_share": every,
-                "without option_share": tuple(n for n in every if n != "option_share")}
+    variants = {
+        "with option_share": every,
+        "without option_share": tuple(n for n in every if n != "option_share"),
+    }
     figures: dict[str, Any] = {}
     test = held_out(rows.data.rows, TEST_SHARE, salt="split")
     train_index, test_index = np.flatnonzero(~test), np.flatnonzero(test)
@@ -230,13 +240,15 @@ def option_share_figures(table: Table) -> dict[str, Any]:
 
         folds = cross_fit(rows.data.rows, fit_and_score)
         figures[f"cascade {variant}"] = {
-            "random_split": _figures(_cascade(rows, names, train_index, test_index),
-                                     rows.data.subset(test_index)),
+            "random_split": _figures(
+                _cascade(rows, names, train_index, test_index), rows.data.subset(test_index)
+            ),
             "group_folds": _figures(folds.pre, rows.data),
         }
     for signal in ("option_share", "confidence_score"):
-        score = np.array([row.edge_signals.value(signal) for row in rows.data.rows
-                          if row.edge_signals])
+        score = np.array(
+            [row.edge_signals.value(signal) for row in rows.data.rows if row.edge_signals]
+        )
         figures[f"{signal} alone"] = {"all_rows": _figures(score, rows.data)}
     return figures
 
@@ -257,8 +269,9 @@ def run(args: argparse.Namespace) -> int:
             for variant, found in results["option_share"].items():
                 print("live", variant, json.dumps(found))
     mmlu = tables[0][0]
-    queries = [row.prompt for row in mmlu.data.rows[:: max(
-        1, len(mmlu.data.rows) // TIMED_QUERIES)]][:TIMED_QUERIES]
+    queries = [
+        row.prompt for row in mmlu.data.rows[:: max(1, len(mmlu.data.rows) // TIMED_QUERIES)]
+    ][:TIMED_QUERIES]
     train = np.flatnonzero(~held_out(mmlu.data.rows, TEST_SHARE, salt="split"))
     fit, fit_embedding = mmlu.part(train)
     results["decision"] = decision_times(queries, Table(mmlu.name, fit, fit_embedding))

@@ -9,8 +9,18 @@ from typing import Any
 
 from sllm.models import bundled_model_path
 
-PACKAGES = ("sllm-router", "llama_cpp_python", "grpcio", "onnxruntime", "numpy", "openai",
-            "fastapi", "uvicorn", "psycopg", "matplotlib")
+PACKAGES = (
+    "sllm-router",
+    "llama_cpp_python",
+    "grpcio",
+    "onnxruntime",
+    "numpy",
+    "openai",
+    "fastapi",
+    "uvicorn",
+    "psycopg",
+    "matplotlib",
+)
 
 
 def _cpu_model() -> str:

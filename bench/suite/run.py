@@ -34,8 +34,13 @@ class Benchmark:
 
     def command(self, size: Size, out: Path) -> list[str]:
         args = self.quick if size == "quick" else self.full
-        return [sys.executable, *self.program, self.name, *args,
-                *(("--out", str(out)) if self.takes_out else ())]
+        return [
+            sys.executable,
+            *self.program,
+            self.name,
+            *args,
+            *(("--out", str(out)) if self.takes_out else ()),
+        ]
 
 
 # --quick: under 5 minutes in all on a quiet 2-core machine; full: under 60.
@@ -59,13 +64,19 @@ class Ran:
     headline: dict[str, str]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"exit_code": self.exit_code, "seconds": round(self.seconds, 1),
-                "headline": self.headline}
+        return {
+            "exit_code": self.exit_code,
+            "seconds": round(self.seconds, 1),
+            "headline": self.headline,
+        }
 
 
 def _last_line(log: Path) -> str:
-    lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
-             if line.strip()]
+    lines = [
+        line
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+        if line.strip()
+    ]
     return lines[-1] if lines else ""
 
 
@@ -73,8 +84,9 @@ def _run_one(benchmark: Benchmark, size: Size, out: Path) -> Ran:
     log, errors = out / f"{benchmark.name}.log", out / f"{benchmark.name}.stderr.log"
     started = time.monotonic()
     with log.open("w", encoding="utf-8") as stdout, errors.open("w", encoding="utf-8") as stderr:
-        exit_code = children.popen(benchmark.command(size, out), stdout=stdout,
-                                   stderr=stderr).wait()
+        exit_code = children.popen(
+            benchmark.command(size, out), stdout=stdout, stderr=stderr
+        ).wait()
     seconds = time.monotonic() - started
     try:
         headline = parse_headline(_last_line(log)) if exit_code == 0 else {}
@@ -83,8 +95,9 @@ def _run_one(benchmark: Benchmark, size: Size, out: Path) -> Ran:
     return Ran(benchmark, exit_code, seconds, headline)
 
 
-def run(*, size: Size, out: Path, only: Sequence[str] = (),
-        suite: Sequence[Benchmark] | None = None) -> int:
+def run(
+    *, size: Size, out: Path, only: Sequence[str] = (), suite: Sequence[Benchmark] | None = None
+) -> int:
     chosen = [b for b in suite or SUITE if not only or b.name in only]
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"size": size, "machine": machine(), "benchmarks": {}}
@@ -96,16 +109,21 @@ def run(*, size: Size, out: Path, only: Sequence[str] = (),
         report["benchmarks"][benchmark.name] = ran.as_dict()
         if not benchmark.takes_out:
             write_json(out, benchmark.name, ran.as_dict())
-        verdict = (" ".join(f"{k}={v}" for k, v in ran.headline.items()) if ran.exit_code == 0
-                   else f"FAILED (exit {ran.exit_code}): see {out / benchmark.name}.log")
+        verdict = (
+            " ".join(f"{k}={v}" for k, v in ran.headline.items())
+            if ran.exit_code == 0
+            else f"FAILED (exit {ran.exit_code}): see {out / benchmark.name}.log"
+        )
         tqdm.write(f"{benchmark.name} ({ran.seconds:.0f} s): {verdict}")
         gathered |= {f"{benchmark.name}.{key}": value for key, value in ran.headline.items()}
     failed = [name for name, ran in report["benchmarks"].items() if ran["exit_code"] != 0]
     report["load_after"] = load()
     report["failed"] = failed
     write_json(out, "suite", report)
-    print(f"machine: {report['machine']['cores']} cores, {report['machine']['cpu']}; load "
-          f"{report['machine']['load']['1m']:.1f} before, {report['load_after']['1m']:.1f} "
-          f"after; figures in {out}")
+    print(
+        f"machine: {report['machine']['cores']} cores, {report['machine']['cpu']}; load "
+        f"{report['machine']['load']['1m']:.1f} before, {report['load_after']['1m']:.1f} "
+        f"after; figures in {out}"
+    )
     print(" ".join([*(f"{k}={v}" for k, v in gathered.items()), f"failed={len(failed)}"]))
     return 1 if failed else 0

@@ -163,13 +163,27 @@ async def main() -> int:
         commands = {
             "cloud stand-in": ([*SLLM, "cloud", "standin", "--port", str(ports["cloud"])], {}),
             "edge worker": (
-                [*SLLM, "edge", "serve", "--port", str(ports["edge"]),
-                 "--metrics-port", str(ports["edge_m"])],
+                [
+                    *SLLM,
+                    "edge",
+                    "serve",
+                    "--port",
+                    str(ports["edge"]),
+                    "--metrics-port",
+                    str(ports["edge_m"]),
+                ],
                 {},
             ),
             "router (edge over gRPC)": (
-                [*SLLM, "router", "serve", "--port", str(ports["r"]),
-                 "--edge", f"127.0.0.1:{ports['edge']}"],
+                [
+                    *SLLM,
+                    "router",
+                    "serve",
+                    "--port",
+                    str(ports["r"]),
+                    "--edge",
+                    f"127.0.0.1:{ports['edge']}",
+                ],
                 {
                     **cloud,
                     "SLLM_ROUTER__METRICS_PORT": str(ports["r_m"]),
@@ -205,8 +219,10 @@ async def main() -> int:
             seconds = time.monotonic() - started_at
             sampling.cancel()
             hwm = {name: status_kib(pid, "VmHWM") for name, pid in measured.items()}
-    print(f"load: {args.requests} Generate calls per router, {args.concurrency} clients, "
-          f"{seconds:.0f} s in all; routes {routes}")
+    print(
+        f"load: {args.requests} Generate calls per router, {args.concurrency} clients, "
+        f"{seconds:.0f} s in all; routes {routes}"
+    )
     print(f"{'process':<28}{'idle RSS':>10}{'load RSS':>10}{'VmHWM':>8}  (MiB)")
     for name in measured:
         print(f"{name:<28}{mib(idle[name]):>10}{mib(sampler.peak[name]):>10}{mib(hwm[name]):>8}")
@@ -215,8 +231,13 @@ async def main() -> int:
             name: {"idle_kib": idle[name], "load_kib": sampler.peak[name], "hwm_kib": hwm[name]}
             for name in measured
         }
-        report = {"requests": args.requests, "concurrency": args.concurrency,
-                  "load_seconds": seconds, "routes": routes, "processes": figures}
+        report = {
+            "requests": args.requests,
+            "concurrency": args.concurrency,
+            "load_seconds": seconds,
+            "routes": routes,
+            "processes": figures,
+        }
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
 

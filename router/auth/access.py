@@ -143,8 +143,7 @@ class Access:
         allowed = _ROLES_FOR[action]
         if not caller.roles & allowed:
             raise Refused(
-                f"this token may not {action}: that needs the role "
-                + " or ".join(sorted(allowed)),
+                f"this token may not {action}: that needs the role " + " or ".join(sorted(allowed)),
                 "permission_denied",
             )
         return caller
@@ -165,8 +164,7 @@ def tenant_of(caller: Caller | None, claimed: str) -> str:
         return claimed or "default"
     if claimed and claimed != caller.tenant:
         raise Refused(
-            f"tenant {claimed!r} is not this token's: leave tenant empty or send "
-            f"{caller.tenant!r}",
+            f"tenant {claimed!r} is not this token's: leave tenant empty or send {caller.tenant!r}",
             "permission_denied",
         )
     return caller.tenant

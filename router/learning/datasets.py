@@ -49,22 +49,25 @@ def _number(value: float | str) -> str:
 def _gsm8k(data: Path) -> Iterator[Question]:
     for index, item in enumerate(_jsonl(data / "gsm8k" / "test.jsonl")):
         gold = item["answer"].rsplit("#### ", 1)[-1]
-        yield Question(f"gsm8k/{index}", "gsm8k", item["question"], (_number(gold),),
-                       AnswerFormat.NUMBER)
+        yield Question(
+            f"gsm8k/{index}", "gsm8k", item["question"], (_number(gold),), AnswerFormat.NUMBER
+        )
 
 
 def _svamp(data: Path) -> Iterator[Question]:
     for item in _json(data / "svamp" / "SVAMP.json"):
         prompt = f"{item['Body'].strip()} {item['Question'].strip()}"
-        yield Question(f"svamp/{item['ID']}", "svamp", prompt, (_number(item["Answer"]),),
-                       AnswerFormat.NUMBER)
+        yield Question(
+            f"svamp/{item['ID']}", "svamp", prompt, (_number(item["Answer"]),), AnswerFormat.NUMBER
+        )
 
 
 def _aqua(data: Path) -> Iterator[Question]:
     for index, item in enumerate(_jsonl(data / "aqua_rat" / "test.jsonl")):
         prompt = item["question"].strip() + "\n" + "\n".join(item["options"])
-        yield Question(f"aqua/{index}", "aqua", prompt, (item["correct"],),
-                       AnswerFormat.CHOICE_LETTER)
+        yield Question(
+            f"aqua/{index}", "aqua", prompt, (item["correct"],), AnswerFormat.CHOICE_LETTER
+        )
 
 
 def _yes_no(value: bool | str) -> str:
@@ -73,28 +76,44 @@ def _yes_no(value: bool | str) -> str:
 
 def _strategyqa(data: Path) -> Iterator[Question]:
     for item in _json(data / "strategyqa" / "train.json"):
-        yield Question(f"strategyqa/{item['qid']}", "strategyqa", item["question"],
-                       (_yes_no(item["answer"]),), AnswerFormat.YES_NO)
+        yield Question(
+            f"strategyqa/{item['qid']}",
+            "strategyqa",
+            item["question"],
+            (_yes_no(item["answer"]),),
+            AnswerFormat.YES_NO,
+        )
 
 
 def _boolq(data: Path) -> Iterator[Question]:
     for index, item in enumerate(_jsonl(data / "boolq" / "dev.jsonl")):
         prompt = f"{item['passage']}\n\nQuestion: {item['question']}?"
-        yield Question(f"boolq/{index}", "boolq", prompt, (_yes_no(item["label"]),),
-                       AnswerFormat.YES_NO)
+        yield Question(
+            f"boolq/{index}", "boolq", prompt, (_yes_no(item["label"]),), AnswerFormat.YES_NO
+        )
 
 
 def _nq_open(data: Path) -> Iterator[Question]:
     for index, item in enumerate(_jsonl(data / "nq_open" / "dev.jsonl")):
-        yield Question(f"nq_open/{index}", "nq_open", item["question"] + "?",
-                       tuple(item["answer"]), AnswerFormat.FREE_TEXT)
+        yield Question(
+            f"nq_open/{index}",
+            "nq_open",
+            item["question"] + "?",
+            tuple(item["answer"]),
+            AnswerFormat.FREE_TEXT,
+        )
 
 
 def _webquestions(data: Path) -> Iterator[Question]:
     for name in ("val.json", "devtest.json"):
         for item in _json(data / "webquestions" / name):
-            yield Question(f"webquestions/{item['qId']}", "webquestions", item["qText"],
-                           tuple(item["answers"]), AnswerFormat.FREE_TEXT)
+            yield Question(
+                f"webquestions/{item['qId']}",
+                "webquestions",
+                item["qText"],
+                tuple(item["answers"]),
+                AnswerFormat.FREE_TEXT,
+            )
 
 
 TASKS: dict[str, Callable[[Path], Iterator[Question]]] = {

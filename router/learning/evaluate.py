@@ -76,8 +76,14 @@ def evaluate(
         json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         plot_path = plot_path or json_path.with_suffix(".png")
     if plot_path is not None:
-        _plot(plot_path, data, pre, after if len(data.answered) else None,
-              at_thresholds.cloud_share, at_thresholds.quality)
+        _plot(
+            plot_path,
+            data,
+            pre,
+            after if len(data.answered) else None,
+            at_thresholds.cloud_share,
+            at_thresholds.quality,
+        )
     return report
 
 
@@ -91,7 +97,11 @@ def _report(
     if answered:
         report["cascade"] = _block(after, data)
     at_thresholds = simulate(
-        pre, after, data.edge, data.cloud, data.weights,
+        pre,
+        after,
+        data.edge,
+        data.cloud,
+        data.weights,
         policy.pre_generation_threshold,
         policy.cascade_threshold if policy.has_cascade and answered else 0.0,
         _ANY_TARGET,
@@ -100,9 +110,7 @@ def _report(
         "version": policy.version,
         "edge_quality": float(data.edge.mean()),
         "cloud_quality": float(data.cloud.mean()),
-        "at_thresholds": {
-            k: v for k, v in at_thresholds.as_dict().items() if k != "target_met"
-        },
+        "at_thresholds": {k: v for k, v in at_thresholds.as_dict().items() if k != "target_met"},
     }
     report["random"] = metrics.random_figures(data.edge, data.cloud).as_dict()
     report["oracle"] = metrics.figures(
@@ -173,8 +181,7 @@ def _print_block(report: dict[str, Any]) -> None:
         f"cloud share {point['cloud_share']:.3f} "
         f"(direct {point['direct_cloud_share']:.3f}, escalated {point['escalation_share']:.3f})"
     )
-    print(f"{'router':<16}{'AUROC':>8}{'APGR':>8}{'CPT(50%)':>10}{'CPT(80%)':>10}"
-          f"{'saved@95%':>11}")
+    print(f"{'router':<16}{'AUROC':>8}{'APGR':>8}{'CPT(50%)':>10}{'CPT(80%)':>10}{'saved@95%':>11}")
     for name in ("pre_generation", "cascade", "random", "oracle"):
         if name in report:
             f = report[name]

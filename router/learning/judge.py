@@ -31,8 +31,9 @@ JUDGE_TIMEOUT_S = 30.0
 
 
 class Judge:
-    def __init__(self, cloud: CloudClient | None = None, *, timeout_s: float = JUDGE_TIMEOUT_S
-                 ) -> None:
+    def __init__(
+        self, cloud: CloudClient | None = None, *, timeout_s: float = JUDGE_TIMEOUT_S
+    ) -> None:
         self._cloud = cloud
         self._timeout_s = timeout_s
 

@@ -43,9 +43,13 @@ class KnnScorer:
     def __post_init__(self) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
-        object.__setattr__(self, "_session", ort.InferenceSession(
-            self.to_onnx().SerializeToString(), options, providers=["CPUExecutionProvider"]
-        ))
+        object.__setattr__(
+            self,
+            "_session",
+            ort.InferenceSession(
+                self.to_onnx().SerializeToString(), options, providers=["CPUExecutionProvider"]
+            ),
+        )
 
     @classmethod
     def fit(
@@ -70,7 +74,7 @@ class KnnScorer:
         return np.asarray(share, dtype=np.float64)
 
     def to_onnx(self) -> onnx.ModelProto:
-        """"embedding": float [N, dimension] -> "p_edge_ok": float [N]."""
+        """ "embedding": float [N, dimension] -> "p_edge_ok": float [N]."""
         nodes = [
             helper.make_node("MatMul", [INPUT, "neighbours_t"], ["similarity"]),
             helper.make_node("TopK", ["similarity", "k"], ["top_values", "top"], axis=1),

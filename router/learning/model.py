@@ -68,8 +68,7 @@ def _fit_words(texts: Sequence[str], pattern: str) -> tuple[TfidfVectorizer, spa
     except ValueError:
         # No word in two texts (single letters, empty or non-ASCII texts, a few rows):
         # scikit-learn refuses an empty vocabulary, the model can do without one.
-        vectorizer = TfidfVectorizer(vocabulary=[NO_WORDS], token_pattern=pattern,
-                                     dtype=np.float32)
+        vectorizer = TfidfVectorizer(vocabulary=[NO_WORDS], token_pattern=pattern, dtype=np.float32)
         return vectorizer, vectorizer.fit_transform(texts)
 
 
@@ -128,7 +127,9 @@ class LinearScorer:
         )
         self.regularisation = best
         self.classifier = CalibratedClassifierCV(
-            LogisticRegression(C=best, max_iter=5000), method="sigmoid", cv=folds,
+            LogisticRegression(C=best, max_iter=5000),
+            method="sigmoid",
+            cv=folds,
             ensemble=False,
         )
         self.classifier.fit(features, y, sample_weight=weights)

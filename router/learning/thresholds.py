@@ -143,8 +143,9 @@ class Scored:
 
     def simulate(self, pre_threshold: float, cascade_threshold: float, target: Target) -> Operating:
         after = np.ones_like(self.pre) if self.after is None else self.after
-        return simulate(self.pre, after, self.edge, self.cloud, self.w, pre_threshold,
-                        cascade_threshold, target)
+        return simulate(
+            self.pre, after, self.edge, self.cloud, self.w, pre_threshold, cascade_threshold, target
+        )
 
 
 @dataclass(frozen=True)
@@ -158,13 +159,12 @@ class _Trial:
 
 
 class _Trials:
-    def __init__(self, rows: Scored, target: Target, confidence: float, replicates: int,
-                 seed: int) -> None:
+    def __init__(
+        self, rows: Scored, target: Target, confidence: float, replicates: int, seed: int
+    ) -> None:
         self.rows, self.target, self.confidence = rows, target, confidence
         self.after = np.ones_like(rows.pre) if rows.after is None else rows.after
-        self.resampled = _resamples(
-            rows.w, replicates if confidence > 0 else 0, seed, rows.groups
-        )
+        self.resampled = _resamples(rows.w, replicates if confidence > 0 else 0, seed, rows.groups)
         self.totals = self.resampled.sum(1)[:, None]
         self.cloud_quality = (self.resampled @ rows.cloud)[:, None] / self.totals
 

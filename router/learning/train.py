@@ -160,8 +160,9 @@ def cascade_inputs(rows: Sequence[OutcomeRow], names: Sequence[str]) -> Inputs:
         answer=[row.edge_answer or "" for row in rows],
         signals=np.stack(
             [
-                signal_vector(names, query=row.prompt, answer=row.edge_answer or "",
-                              edge=row.edge_signals)
+                signal_vector(
+                    names, query=row.prompt, answer=row.edge_answer or "", edge=row.edge_signals
+                )
                 for row in rows
             ]
         ).astype(np.float64),
@@ -259,8 +260,10 @@ class Models:
         if isinstance(self.difficulty, LinearScorer) and not reads_words(
             self.difficulty.text_vectorizer
         ):
-            notes.append("the difficulty model reads no word of the queries (none occurs in "
-                         "two training queries): it gives every query the same p_edge_ok")
+            notes.append(
+                "the difficulty model reads no word of the queries (none occurs in "
+                "two training queries): it gives every query the same p_edge_ok"
+            )
         if self.cascade is None and len(answered.rows):
             acceptable = int(answered.acceptable.sum())
             notes.append(
@@ -269,8 +272,10 @@ class Models:
                 f"{MIN_ROWS_PER_CLASS} of each"
             )
         if self.cascade is not None and not reads_words(self.cascade.answer_vectorizer):
-            notes.append("the cascade model reads no word of the edge's answers (none occurs "
-                         "in two of them): it reads the query and the signals")
+            notes.append(
+                "the cascade model reads no word of the edge's answers (none occurs "
+                "in two of them): it reads the query and the signals"
+            )
         return notes
 
 
@@ -343,8 +348,11 @@ def _scorer_entry(difficulty: LinearScorer | KnnScorer) -> dict[str, Any]:
         "file": "scorer.onnx",
         "description": f"acceptable share of the {difficulty.k} training queries nearest "
         "in the sentence embedding",
-        "embedding": {"model": EMBEDDING_MODEL, "dimension": difficulty.dimension,
-                      "max_tokens": MAX_TOKENS},
+        "embedding": {
+            "model": EMBEDDING_MODEL,
+            "dimension": difficulty.dimension,
+            "max_tokens": MAX_TOKENS,
+        },
     }
 
 
@@ -402,7 +410,10 @@ def learn(
         also = Scored(
             unseen.pre,
             None if cascade is None else unseen.pre if unseen.after is None else unseen.after,
-            data.edge, data.cloud, data.weights, groups=unseen.groups,
+            data.edge,
+            data.cloud,
+            data.weights,
+            groups=unseen.groups,
         )
     steps.update()
 
@@ -455,9 +466,12 @@ def learn(
 
         steps.set_postfix_str("thresholds")
         operating, on_unseen = choose(
-            Scored(pre, after if cascade is not None else None, valid.edge, valid.cloud,
-                   valid.weights),
-            target, also=also if unseen_groups == "meet" else None, confidence=confidence,
+            Scored(
+                pre, after if cascade is not None else None, valid.edge, valid.cloud, valid.weights
+            ),
+            target,
+            also=also if unseen_groups == "meet" else None,
+            confidence=confidence,
         )
         if also is not None and on_unseen is None:
             on_unseen = also.simulate(
@@ -492,9 +506,15 @@ def learn(
         if baseline is not None:
             base_pre, base_after = policy_scores(baseline, valid.rows)
             base, _ = choose(
-                Scored(base_pre, base_after if baseline.has_cascade else None, valid.edge,
-                       valid.cloud, valid.weights),
-                target, confidence=confidence,
+                Scored(
+                    base_pre,
+                    base_after if baseline.has_cascade else None,
+                    valid.edge,
+                    valid.cloud,
+                    valid.weights,
+                ),
+                target,
+                confidence=confidence,
             )
             validation["baseline"] = {"version": baseline.version, **base.as_dict()}
             if objective(operating, target) < objective(base, target):

@@ -38,7 +38,8 @@ def opened(url: str | None) -> Iterator[OutcomeStore]:
 
 def add_store_option(parser: argparse._ActionsContainer) -> None:
     parser.add_argument(
-        "--store", metavar="URL",
+        "--store",
+        metavar="URL",
         help="the outcome store, sqlite:///PATH or postgresql://... (default: settings "
         "router.outcome_store, else router.outcome_db)",
     )

@@ -13,10 +13,28 @@ from typing import Any, Protocol
 from router.store.base import FeedbackRow, PublishedPolicy, StoreError
 
 DECISION_COLUMNS = (
-    "request_id", "created_at", "tenant", "client_request_id", "prompt_sha256", "prompt",
-    "messages_json", "answer_format", "route", "reasoning_mode", "degraded",
-    "policy_version", "p_edge_ok", "p_edge_ok_after", "edge_summary_json", "cloud_text",
-    "cloud_model", "answer", "final_answer", "cost_usd", "total_ms", "decision_json",
+    "request_id",
+    "created_at",
+    "tenant",
+    "client_request_id",
+    "prompt_sha256",
+    "prompt",
+    "messages_json",
+    "answer_format",
+    "route",
+    "reasoning_mode",
+    "degraded",
+    "policy_version",
+    "p_edge_ok",
+    "p_edge_ok_after",
+    "edge_summary_json",
+    "cloud_text",
+    "cloud_model",
+    "answer",
+    "final_answer",
+    "cost_usd",
+    "total_ms",
+    "decision_json",
 )
 # A row written again (the same request id) replaces the first, as it always did.
 INSERT_DECISION = (

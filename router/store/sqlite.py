@@ -31,8 +31,9 @@ def _version(connection: sqlite3.Connection) -> int:
     if connection.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
     ).fetchone():
-        return int(connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-                   .fetchone()[0])
+        return int(
+            connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+        )
     return int(connection.execute("PRAGMA user_version").fetchone()[0])
 
 

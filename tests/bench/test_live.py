@@ -33,9 +33,25 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     write_table(planted_answer_rule(PRIOR_ROWS, seed=1, via="logprob"), prior)
     keep = scratch / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "sllm", "bench", "live", "--questions", str(QUESTIONS),
-         "--prior", str(prior), "--keep", str(keep), "--out", str(scratch / "figures")],
-        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+        [
+            sys.executable,
+            "-m",
+            "sllm",
+            "bench",
+            "live",
+            "--questions",
+            str(QUESTIONS),
+            "--prior",
+            str(prior),
+            "--keep",
+            str(keep),
+            "--out",
+            str(scratch / "figures"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return keep, done.stdout.strip().splitlines()
@@ -95,8 +111,11 @@ def test_policies_learned_with_and_without_edge_signals_and_evaluated(
         assert report["cascade"]["rows"] == QUESTIONS - int(QUESTIONS * 0.7)
     # The router swapped the learned policy in while serving, and routed with it.
     assert f"router hot-reloaded policy {with_signals['version']}" in lines
-    swapped = [json.loads(line) for line in (keep / "router.log").read_text().splitlines()
-               if '"policy.swapped"' in line]
+    swapped = [
+        json.loads(line)
+        for line in (keep / "router.log").read_text().splitlines()
+        if '"policy.swapped"' in line
+    ]
     assert [event["version"] for event in swapped] == [with_signals["version"]]
 
 
@@ -105,8 +124,14 @@ def test_last_line_holds_the_figures(run: tuple[Path, list[str]]) -> None:
     _, lines = run
     figures = _figures(lines)
     assert figures["questions"] == str(QUESTIONS) and figures["policy_learned"] == "1"
-    for key in ("edge_accuracy", "cloud_accuracy", "cloud_saved_at_95",
-                "oracle_cloud_saved_at_95", "auto_accuracy", "auto_cloud_share"):
+    for key in (
+        "edge_accuracy",
+        "cloud_accuracy",
+        "cloud_saved_at_95",
+        "oracle_cloud_saved_at_95",
+        "auto_accuracy",
+        "auto_cloud_share",
+    ):
         assert 0.0 <= float(figures[key]) <= 1.0, key
     for key in ("auroc_pre_generation", "auroc_with_signals", "auroc_without_signals"):
         # NaN when the few test rows hold one class only.
@@ -120,8 +145,12 @@ def test_the_routing_value_table_has_every_router(run: tuple[Path, list[str]]) -
     rows = json.loads((figures / "live.json").read_text())["routers"]
     names = [row["router"] for row in rows]
     assert names[:2] == ["always edge", "always cloud"]
-    assert {"pre-generation only (RouteLLM-style)", "cascade, offline",
-            "sllm, live (cascade, early exit)", "oracle"} <= set(names)
+    assert {
+        "pre-generation only (RouteLLM-style)",
+        "cascade, offline",
+        "sllm, live (cascade, early exit)",
+        "oracle",
+    } <= set(names)
     assert any(name.startswith("random at ") for name in names)
     for row in rows:
         assert 0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["cloud_share"] <= 1.0, row

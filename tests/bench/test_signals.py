@@ -21,11 +21,16 @@ def _table(rows: int = 240) -> Table:
     embedding /= np.linalg.norm(embedding, axis=1, keepdims=True)
     table = [
         OutcomeRow(
-            id=f"r{i}", prompt=f"{'easy' if right[i] else 'hard'} question number {i % 7}",
-            task=f"task{i % 4}", answer_format="YES_NO", edge_answer="yes",
-            edge_score=float(right[i]), cloud_score=1.0,
-            edge_signals=EdgeSignals(answer_found=True, confidence_score=0.5,
-                                     option_share=0.9 if right[i] else 0.55),
+            id=f"r{i}",
+            prompt=f"{'easy' if right[i] else 'hard'} question number {i % 7}",
+            task=f"task{i % 4}",
+            answer_format="YES_NO",
+            edge_answer="yes",
+            edge_score=float(right[i]),
+            cloud_score=1.0,
+            edge_signals=EdgeSignals(
+                answer_found=True, confidence_score=0.5, option_share=0.9 if right[i] else 0.55
+            ),
         )
         for i in range(rows)
     ]

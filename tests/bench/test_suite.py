@@ -32,7 +32,10 @@ def test_the_suite_gathers_every_headline_on_its_last_line(
     assert main(["bench", "--quick", "--out", str(tmp_path)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert parse_headline(last) == {
-        "first.ratio": "0.98", "first.questions": "3", "second.p50_ms": "1.5", "failed": "0"
+        "first.ratio": "0.98",
+        "first.questions": "3",
+        "second.p50_ms": "1.5",
+        "failed": "0",
     }
     report = json.loads((tmp_path / "suite.json").read_text())
     assert report["size"] == "quick"
@@ -60,7 +63,7 @@ def test_a_benchmark_that_fails_or_ends_without_a_headline_is_counted_as_failed(
 def test_the_real_suite_s_arguments_parse(size: Size, tmp_path: Path) -> None:
     parser = build_parser()
     for benchmark in SUITE:
-        argv = benchmark.command(size, tmp_path)[len(benchmark.program):]
+        argv = benchmark.command(size, tmp_path)[len(benchmark.program) :]
         assert parser.parse_args(argv).handler is not None
 
 

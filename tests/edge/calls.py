@@ -36,7 +36,8 @@ def ask(question: str, **fields: Any) -> edge_pb2.EdgeGenerateRequest:
 
 
 def generate(
-    stub: edge_pb2_grpc.EdgeWorkerStub, request: edge_pb2.EdgeGenerateRequest,
+    stub: edge_pb2_grpc.EdgeWorkerStub,
+    request: edge_pb2.EdgeGenerateRequest,
     timeout: float = 120.0,
 ) -> Generated:
     return gathered(stub.Generate(request, timeout=timeout))

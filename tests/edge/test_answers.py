@@ -16,7 +16,10 @@ from tests.edge.calls import ask, edge_stub, generate
 from tests.fixtures.edge import EdgeWorkerProcess
 
 NUMBER, LETTER, YES_NO, FREE = (
-    AnswerFormat.NUMBER, AnswerFormat.CHOICE_LETTER, AnswerFormat.YES_NO, AnswerFormat.FREE_TEXT
+    AnswerFormat.NUMBER,
+    AnswerFormat.CHOICE_LETTER,
+    AnswerFormat.YES_NO,
+    AnswerFormat.FREE_TEXT,
 )
 
 
@@ -56,13 +59,18 @@ def test_extract_answer(text: str, fmt: AnswerFormat, expected: str | None) -> N
 
 @pytest.mark.parametrize(
     ("text", "complete"),
-    [("Answer: 1", False), ("Answer: 12.", False), ("Answer: 12.5", False),
-     ("Answer: 3 + 4", False), ("Answer: 12 apples", False),
-     ("Answer: 12\n", True), ("Answer: 12. ", True), ("The answer is 8 inches.\n", True)],
+    [
+        ("Answer: 1", False),
+        ("Answer: 12.", False),
+        ("Answer: 12.5", False),
+        ("Answer: 3 + 4", False),
+        ("Answer: 12 apples", False),
+        ("Answer: 12\n", True),
+        ("Answer: 12. ", True),
+        ("The answer is 8 inches.\n", True),
+    ],
 )
-def test_a_marked_number_is_complete_once_its_sentence_ends(
-    text: str, complete: bool
-) -> None:
+def test_a_marked_number_is_complete_once_its_sentence_ends(text: str, complete: bool) -> None:
     span = find_answer(text, NUMBER, marked_only=True)
     assert span is not None
     assert span.complete is complete
@@ -109,8 +117,11 @@ def test_format_may_be_given_by_name() -> None:
     [
         ("What is 2 + 3?", common_pb2.ANSWER_FORMAT_NUMBER, None),
         ("Can fish swim?", common_pb2.ANSWER_FORMAT_YES_NO, {"yes", "no"}),
-        ("Which is a fruit? A) car B) apple C) shoe", common_pb2.ANSWER_FORMAT_CHOICE_LETTER,
-         {"A", "B", "C"}),
+        (
+            "Which is a fruit? A) car B) apple C) shoe",
+            common_pb2.ANSWER_FORMAT_CHOICE_LETTER,
+            {"A", "B", "C"},
+        ),
         ("What is the capital of France?", common_pb2.ANSWER_FORMAT_FREE_TEXT, None),
     ],
 )

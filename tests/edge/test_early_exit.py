@@ -40,9 +40,7 @@ def test_collapse_stops_at_once_and_asks_to_escalate(edge_server: EdgeWorkerProc
     assert "over the last 4 tokens < -0.01" in result.summary.exit_detail
 
 
-_WINDOW_DETAIL = re.compile(
-    r"mean logprob (-?[\d.]+) over the last (\d+) tokens < (-?[\d.]+)"
-)
+_WINDOW_DETAIL = re.compile(r"mean logprob (-?[\d.]+) over the last (\d+) tokens < (-?[\d.]+)")
 _LINE_DETAIL = re.compile(r"the line (.+) repeats an earlier line")
 _STRETCH_DETAIL = re.compile(r"the last (\d+) tokens repeat earlier text verbatim")
 # A list item's opening, as the loop rule strips it ("2.", "3)", "- ", "Step 4:").
@@ -125,7 +123,8 @@ def loop_request(text: str, repeat_tokens: int) -> edge_pb2.EdgeGenerateRequest:
         f"Copy this text:\n{text}",
         max_tokens=80,
         early_exit=edge_pb2.EarlyExit(
-            settle_min_logprob=1.0, collapse_max_logprob=-100.0,
+            settle_min_logprob=1.0,
+            collapse_max_logprob=-100.0,
             collapse_repeat_tokens=repeat_tokens,
         ),
     )
@@ -198,8 +197,11 @@ def test_grpc_deadline_is_a_budget_too(edge_server: EdgeWorkerProcess) -> None:
     # request finds the model free at once.
     with edge_stub(edge_server.target) as stub:
         with pytest.raises(Exception) as raised:
-            generate(stub, ask(STORY, max_tokens=2000, early_exit=edge_pb2.EarlyExit(
-                disabled=True)), timeout=0.5)
+            generate(
+                stub,
+                ask(STORY, max_tokens=2000, early_exit=edge_pb2.EarlyExit(disabled=True)),
+                timeout=0.5,
+            )
         assert "DEADLINE_EXCEEDED" in str(raised.value)
         after = generate(stub, ask("What is 2 + 3?", max_tokens=8))
     # Had the expired generation kept the model, this one would have waited for ~2000

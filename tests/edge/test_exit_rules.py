@@ -444,7 +444,9 @@ async def test_a_caller_that_leaves_frees_the_model_within_one_token(
     ],
 )
 async def test_the_final_answer_is_the_formats_answer_in_the_text(
-    worker_for: WorkerFor, fmt: common_pb2.AnswerFormat.ValueType, pieces: tuple[str, ...],
+    worker_for: WorkerFor,
+    fmt: common_pb2.AnswerFormat.ValueType,
+    pieces: tuple[str, ...],
     answer: str,
 ) -> None:
     request = ask("Q?", answer_format=fmt, reasoning_mode=STEP_BY_STEP)

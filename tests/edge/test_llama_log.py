@@ -39,9 +39,7 @@ def test_a_continuation_after_a_whole_line_keeps_the_previous_level() -> None:
 def test_every_line_of_a_json_edge_worker_is_json_llama_cpps_included(tmp_path: Path) -> None:
     """A model without a chat template, so the start-up also warns about the last resort."""
     model = without_chat_template(tmp_path)
-    worker = start_edge_worker(
-        "--model", str(model), env={"SLLM_LOG__LEVEL": "debug"}, cwd=ROOT
-    )
+    worker = start_edge_worker("--model", str(model), env={"SLLM_LOG__LEVEL": "debug"}, cwd=ROOT)
     worker.stop()
     _wait_until_read(worker.output)
 

@@ -54,7 +54,10 @@ def _serve(*args: str) -> subprocess.CompletedProcess[str]:
     """`sllm edge serve ARGS`, for start-ups that must fail (else it would not return)."""
     return subprocess.run(
         [sys.executable, "-m", "sllm", "edge", "serve", "--metrics-port", "0", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -68,8 +71,10 @@ def test_missing_model_file_is_a_clear_startup_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "says"),
-    [(b"not a model at all", "not a GGUF model file"),
-     (b"GGUF" + b"\x00" * 64, "llama.cpp could not load")],
+    [
+        (b"not a model at all", "not a GGUF model file"),
+        (b"GGUF" + b"\x00" * 64, "llama.cpp could not load"),
+    ],
 )
 def test_corrupt_model_file_is_a_clear_startup_error(
     tmp_path: Path, content: bytes, says: str

@@ -22,9 +22,7 @@ from tests.fakes.model import ScriptedModel
 SCRIPTED_SPEED = Speed(prefill_tokens_per_s=1000.0, decode_tokens_per_s=100.0)
 
 
-def scripted_worker(
-    model: ScriptedModel, *, queue_size: int = 8, **settings: Any
-) -> EdgeWorker:
+def scripted_worker(model: ScriptedModel, *, queue_size: int = 8, **settings: Any) -> EdgeWorker:
     """A worker serving `model`; `settings`: EdgeSettings fields (early_exit, ...). Its
     deadlines are read on the model's clock."""
     metrics = EdgeMetrics()

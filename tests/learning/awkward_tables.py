@@ -21,7 +21,7 @@ def _text_kinds() -> st.SearchStrategy[st.SearchStrategy[str]]:
         [
             st.sampled_from("ABCD"),
             st.just(""),
-            st.integers(-10**400, 10**400).map(str),
+            st.integers(-(10**400), 10**400).map(str),
             st.just("the same text"),
             st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join),
             st.text("éüßπ中文ℵ😀 ", max_size=12),

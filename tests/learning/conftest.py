@@ -12,8 +12,9 @@ from tests.learning.synthetic import planted_answer_rule, planted_query_rule
 
 
 def learn(table: Path, out: Path, *extra: str, target: str = "quality=0.95") -> int:
-    return main(["learn", "--data", str(table), "--target", target, "--out", str(out),
-                 "--quiet", *extra])
+    return main(
+        ["learn", "--data", str(table), "--target", target, "--out", str(out), "--quiet", *extra]
+    )
 
 
 @pytest.fixture(scope="session")

@@ -46,25 +46,53 @@ def test_sample_is_fixed_by_its_seed_and_mixes_tasks() -> None:
 
 
 def test_unknown_task_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["outcomes", "collect", "--edge", "127.0.0.1:1", "--tasks", "gsm8k,chess",
-                 "--out", str(tmp_path / "t.jsonl")]) == 2
+    assert (
+        main(
+            [
+                "outcomes",
+                "collect",
+                "--edge",
+                "127.0.0.1:1",
+                "--tasks",
+                "gsm8k,chess",
+                "--out",
+                str(tmp_path / "t.jsonl"),
+            ]
+        )
+        == 2
+    )
     assert "unknown tasks ['chess']" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_collect_from_the_real_edge_worker(edge_server: EdgeWorkerProcess,
-                                           tmp_path: Path) -> None:
+def test_collect_from_the_real_edge_worker(edge_server: EdgeWorkerProcess, tmp_path: Path) -> None:
     table = tmp_path / "edge.jsonl"
-    assert main(["outcomes", "collect", "--edge", edge_server.target, "--tasks",
-                 "strategyqa,svamp", "--per-task", "2", "--max-tokens", "16", "--quiet",
-                 "--out", str(table)]) == 0
+    assert (
+        main(
+            [
+                "outcomes",
+                "collect",
+                "--edge",
+                edge_server.target,
+                "--tasks",
+                "strategyqa,svamp",
+                "--per-task",
+                "2",
+                "--max-tokens",
+                "16",
+                "--quiet",
+                "--out",
+                str(table),
+            ]
+        )
+        == 0
+    )
     rows = read_table(table)
     assert sorted(row.task for row in rows) == ["strategyqa", "strategyqa", "svamp", "svamp"]
     for row in rows:
         assert row.edge_score in (0.0, 1.0)
         assert row.edge_answer is not None
         assert row.edge_signals is not None and row.edge_signals.completion_tokens > 0
-        assert row.edge_signals.exit_reason in ("SETTLED", "COLLAPSE", "BUDGET", "LENGTH",
-                                                "STOP")
+        assert row.edge_signals.exit_reason in ("SETTLED", "COLLAPSE", "BUDGET", "LENGTH", "STOP")
         assert row.edge_model and row.label_source == "judge:gold"
         assert row.cloud_score is None  # no cloud ran: the learner counts the cloud right

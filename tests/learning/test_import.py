@@ -20,8 +20,12 @@ def _import(*args: str) -> int:
 
 def test_routellm_gsm8k_and_mmlu_give_the_documented_row_counts(tmp_path: Path) -> None:
     table = tmp_path / "routellm.jsonl"
-    assert _import("--format", "routellm", str(DATA / "gsm8k"), str(DATA / "mmlu"),
-                   "--out", str(table)) == 0
+    assert (
+        _import(
+            "--format", "routellm", str(DATA / "gsm8k"), str(DATA / "mmlu"), "--out", str(table)
+        )
+        == 0
+    )
     rows = read_table(table)
     by_source = Counter(row.source for row in rows)
     assert by_source == {"routellm/gsm8k": 989, "routellm/mmlu": 12534}
@@ -58,15 +62,15 @@ def test_generic_csv_and_jsonl(tmp_path: Path) -> None:
     )
     jsonl_file = tmp_path / "mine.jsonl"
     jsonl_file.write_text(
-        json.dumps({"id": "x1", "question": "Is water wet?", "edge_score": 0.5}) + "\n\n"
-        + json.dumps({"prompt": "2*3?", "edge_correct": True, "cloud_correct": False}) + "\n"
+        json.dumps({"id": "x1", "question": "Is water wet?", "edge_score": 0.5})
+        + "\n\n"
+        + json.dumps({"prompt": "2*3?", "edge_correct": True, "cloud_correct": False})
+        + "\n"
     )
     table = tmp_path / "t.jsonl"
-    assert _import("--format", "generic", str(csv_file), str(jsonl_file), "--out",
-                   str(table)) == 0
+    assert _import("--format", "generic", str(csv_file), str(jsonl_file), "--out", str(table)) == 0
     rows = read_table(table)
-    assert [r.prompt for r in rows] == ["What is 2+2?", "Capital of Peru?", "Is water wet?",
-                                         "2*3?"]
+    assert [r.prompt for r in rows] == ["What is 2+2?", "Capital of Peru?", "Is water wet?", "2*3?"]
     assert [r.edge_score for r in rows] == [1.0, 0.0, 0.5, 1.0]
     assert [r.cloud_score for r in rows] == [1.0, 1.0, None, 0.0]
     assert rows[0].edge_answer == "4" and rows[0].cloud_cost_usd == 0.002
@@ -97,8 +101,12 @@ def test_generic_import_names_the_line_and_what_is_wrong(
 
 def test_table_round_trip_and_bad_lines(tmp_path: Path) -> None:
     rows = [
-        OutcomeRow(id="a", prompt="p", edge_score=1.0,
-                   edge_signals={"mean_logprob": -0.5, "exit_reason": "SETTLED"}),
+        OutcomeRow(
+            id="a",
+            prompt="p",
+            edge_score=1.0,
+            edge_signals={"mean_logprob": -0.5, "exit_reason": "SETTLED"},
+        ),
         OutcomeRow(id="b", prompt="ünï\ncode", cloud_score=0.0, weight=4.0),
     ]
     path = tmp_path / "t.jsonl"
@@ -115,9 +123,23 @@ def test_split_is_fixed_and_disjoint(tmp_path: Path) -> None:
     table = tmp_path / "t.jsonl"
     write_table(rows, table)
     for attempt in range(2):
-        assert main(["outcomes", "split", "--data", str(table), "--test-share", "0.3",
-                     "--train", str(tmp_path / f"train{attempt}.jsonl"),
-                     "--test", str(tmp_path / f"test{attempt}.jsonl")]) == 0
+        assert (
+            main(
+                [
+                    "outcomes",
+                    "split",
+                    "--data",
+                    str(table),
+                    "--test-share",
+                    "0.3",
+                    "--train",
+                    str(tmp_path / f"train{attempt}.jsonl"),
+                    "--test",
+                    str(tmp_path / f"test{attempt}.jsonl"),
+                ]
+            )
+            == 0
+        )
     train = {r.id for r in read_table(tmp_path / "train0.jsonl")}
     test = {r.id for r in read_table(tmp_path / "test0.jsonl")}
     assert not train & test and len(train | test) == 400
@@ -127,11 +149,20 @@ def test_split_is_fixed_and_disjoint(tmp_path: Path) -> None:
 
 def test_merge_keeps_the_first_row_of_each_id(tmp_path: Path) -> None:
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    write_table([OutcomeRow(id="x", prompt="p", edge_score=1.0),
-                 OutcomeRow(id="y", prompt="q", edge_score=0.0)], first)
-    write_table([OutcomeRow(id="y", prompt="q", edge_score=1.0),
-                 OutcomeRow(id="z", prompt="r", edge_score=1.0)], second)
+    write_table(
+        [
+            OutcomeRow(id="x", prompt="p", edge_score=1.0),
+            OutcomeRow(id="y", prompt="q", edge_score=0.0),
+        ],
+        first,
+    )
+    write_table(
+        [
+            OutcomeRow(id="y", prompt="q", edge_score=1.0),
+            OutcomeRow(id="z", prompt="r", edge_score=1.0),
+        ],
+        second,
+    )
     out = tmp_path / "merged.jsonl"
     assert main(["outcomes", "merge", str(first), str(second), "--out", str(out)]) == 0
-    assert [(r.id, r.edge_score) for r in read_table(out)] == [("x", 1.0), ("y", 0.0),
-                                                               ("z", 1.0)]
+    assert [(r.id, r.edge_score) for r in read_table(out)] == [("x", 1.0), ("y", 0.0), ("z", 1.0)]

@@ -26,19 +26,34 @@ from tests.fixtures.cloud import StandInServer, free_port
     ],
 )
 async def test_structured_answers_are_matched(
-    answer: str, reference: str | list[str], answer_format: str, reference_is_gold: bool,
+    answer: str,
+    reference: str | list[str],
+    answer_format: str,
+    reference_is_gold: bool,
     expected: float,
 ) -> None:
-    score = await Judge().score(question="q", answer=answer, reference=reference,
-                                answer_format=answer_format,
-                                reference_is_gold=reference_is_gold)
+    score = await Judge().score(
+        question="q",
+        answer=answer,
+        reference=reference,
+        answer_format=answer_format,
+        reference_is_gold=reference_is_gold,
+    )
     assert score == expected
 
 
 async def test_a_reference_without_an_answer_gives_no_label() -> None:
     # a shadow reply in which no yes/no can be found cannot label the edge's answer
-    assert await Judge().score(question="q", answer="yes", reference="It depends.",
-                               answer_format="YES_NO", reference_is_gold=False) is None
+    assert (
+        await Judge().score(
+            question="q",
+            answer="yes",
+            reference="It depends.",
+            answer_format="YES_NO",
+            reference_is_gold=False,
+        )
+        is None
+    )
 
 
 @pytest.mark.slow
@@ -47,8 +62,11 @@ async def test_free_text_is_judged_by_the_cloud(standin_server: StandInServer) -
     mark = standin_server.access_log.mark()
     try:
         score = await Judge(client, timeout_s=120).score(
-            question="What is the capital of France?", answer="Paris is the capital.",
-            reference="Paris", answer_format="FREE_TEXT")
+            question="What is the capital of France?",
+            answer="Paris is the capital.",
+            reference="Paris",
+            answer_format="FREE_TEXT",
+        )
     finally:
         await client.aclose()
     # The stand-in is a 135M model: its verdict is no oracle, but a verdict it is (or
@@ -59,12 +77,18 @@ async def test_free_text_is_judged_by_the_cloud(standin_server: StandInServer) -
 
 
 async def test_a_cloud_judge_that_is_down_gives_no_label_and_no_error() -> None:
-    client = CloudClient(CloudSettings(base_url=f"http://127.0.0.1:{free_port()}/v1",
-                                       max_attempts=1, connect_timeout_s=0.5))
+    client = CloudClient(
+        CloudSettings(
+            base_url=f"http://127.0.0.1:{free_port()}/v1", max_attempts=1, connect_timeout_s=0.5
+        )
+    )
     try:
         score = await Judge(client, timeout_s=5).score(
-            question="Who wrote Hamlet?", answer="Shakespeare", reference="William Shakespeare",
-            answer_format="FREE_TEXT")
+            question="Who wrote Hamlet?",
+            answer="Shakespeare",
+            reference="William Shakespeare",
+            answer_format="FREE_TEXT",
+        )
     finally:
         await client.aclose()
     assert score is None

@@ -81,8 +81,16 @@ def test_thresholds_meet_the_target_on_held_out_rows(
     # sampling noise.
     fresh = Labelled.of(planted_query_rule(1000, seed=21))
     pre, after = policy_scores(policy, fresh.rows)
-    point = simulate(pre, after, fresh.edge, fresh.cloud, fresh.weights,
-                     policy.pre_generation_threshold, policy.cascade_threshold, goal)
+    point = simulate(
+        pre,
+        after,
+        fresh.edge,
+        fresh.cloud,
+        fresh.weights,
+        policy.pre_generation_threshold,
+        policy.cascade_threshold,
+        goal,
+    )
     if goal.kind == "quality":
         assert point.quality >= 0.95 * point.cloud_quality - 0.03
         assert point.cloud_share < 0.9  # and it does not get there by sending everything
@@ -102,30 +110,40 @@ def test_onnx_export_gives_scikit_learn_probabilities() -> None:
     odd = ["", "   ", "25ºC and 40π", "ÜNÏCÖDÉ Straße", "w001 " * 3000, "a\nb\tc", "😀 w002"]
     texts = [row.prompt for row in fresh] + odd
     answers = [row.edge_answer or "" for row in fresh] + list(reversed(odd))
-    signals = np.vstack([cascade_inputs(fresh, names).signals,
-                         np.random.default_rng(0).normal(size=(len(odd), len(names)))])
+    signals = np.vstack(
+        [
+            cascade_inputs(fresh, names).signals,
+            np.random.default_rng(0).normal(size=(len(odd), len(names))),
+        ]
+    )
     inputs = Inputs(text=texts, answer=answers, signals=signals)
-    session = ort.InferenceSession(to_onnx(scorer).SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    (onnx_scores,) = session.run(["p_edge_ok"], {
-        "text": np.array(texts, dtype=object).reshape(-1, 1),
-        "answer": np.array(answers, dtype=object).reshape(-1, 1),
-        "signals": signals.astype(np.float32),
-    })
+    session = ort.InferenceSession(
+        to_onnx(scorer).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (onnx_scores,) = session.run(
+        ["p_edge_ok"],
+        {
+            "text": np.array(texts, dtype=object).reshape(-1, 1),
+            "answer": np.array(answers, dtype=object).reshape(-1, 1),
+            "signals": signals.astype(np.float32),
+        },
+    )
     np.testing.assert_allclose(onnx_scores, scorer.predict(inputs), atol=1e-5, rtol=0)
 
 
-def test_policy_json_records_data_hash_and_validation(query_rule_policy: Path,
-                                                      query_rule_table: Path) -> None:
+def test_policy_json_records_data_hash_and_validation(
+    query_rule_policy: Path, query_rule_table: Path
+) -> None:
     import hashlib
 
     manifest = json.loads((query_rule_policy / "policy.json").read_text())
-    assert manifest["training_data_sha256"] == hashlib.sha256(
-        query_rule_table.read_bytes()).hexdigest()
+    assert (
+        manifest["training_data_sha256"]
+        == hashlib.sha256(query_rule_table.read_bytes()).hexdigest()
+    )
     assert manifest["cascade"] is None  # no edge answers in that table
     assert manifest["validation"]["onnx_max_abs_diff"] <= 1e-5
-    assert manifest["validation"]["rows_train"] + manifest["validation"]["rows_validation"] \
-        == 1200
+    assert manifest["validation"]["rows_train"] + manifest["validation"]["rows_validation"] == 1200
     readme = (query_rule_policy / "README.md").read_text()
     assert f"sllm learn --data {query_rule_table} --target quality=0.95" in readme
 
@@ -141,8 +159,10 @@ def test_a_worse_policy_is_refused(
     training = [row.edge_score for row, v in zip(rows, validation, strict=True) if not v]
     np.random.default_rng(0).shuffle(training)
     replaced = iter(training)
-    broken = [row if v else row.model_copy(update={"edge_score": next(replaced)})
-              for row, v in zip(rows, validation, strict=True)]
+    broken = [
+        row if v else row.model_copy(update={"edge_score": next(replaced)})
+        for row, v in zip(rows, validation, strict=True)
+    ]
     table = tmp_path / "broken.jsonl"
     write_table(broken, table)
     out = tmp_path / "new"
@@ -154,15 +174,17 @@ def test_a_worse_policy_is_refused(
     assert learn(table, out) == 0
 
 
-def test_an_equally_good_policy_is_accepted(query_rule_policy: Path, query_rule_table: Path,
-                                            tmp_path: Path) -> None:
+def test_an_equally_good_policy_is_accepted(
+    query_rule_policy: Path, query_rule_table: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "again"
     assert learn(query_rule_table, out, "--refuse-worse-than", str(query_rule_policy)) == 0
     assert Policy.load(out).manifest.validation["baseline"]["version"]
 
 
-def test_learning_replaces_an_existing_policy_directory(query_rule_table: Path,
-                                                        tmp_path: Path) -> None:
+def test_learning_replaces_an_existing_policy_directory(
+    query_rule_table: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "policy"
     assert learn(query_rule_table, out) == 0
     first = Policy.load(out).version
@@ -176,15 +198,21 @@ def test_learning_replaces_an_existing_policy_directory(query_rule_table: Path,
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([OutcomeRow(id=f"r{i}", prompt=f"q {i}", edge_score=1.0) for i in range(50)],
-         "needs at least 10 rows"),
-        ([OutcomeRow(id=f"r{i}", prompt=f"q {i}") for i in range(50)],
-         "no row has the edge's outcome"),
+        (
+            [OutcomeRow(id=f"r{i}", prompt=f"q {i}", edge_score=1.0) for i in range(50)],
+            "needs at least 10 rows",
+        ),
+        (
+            [OutcomeRow(id=f"r{i}", prompt=f"q {i}") for i in range(50)],
+            "no row has the edge's outcome",
+        ),
         # enough in the table, too few in the part the models are fitted on
-        ([OutcomeRow(id=f"r{i}", prompt=f"q {i}", edge_score=float(i % 2)) for i in range(22)],
-         "the training part (19 of 22 labelled rows, by a hash of their id): needs at least "
-         "10 rows where the edge was acceptable and 10 where it was not; has 10 and 9; add "
-         "rows of the scarcer class or lower --holdout-share"),
+        (
+            [OutcomeRow(id=f"r{i}", prompt=f"q {i}", edge_score=float(i % 2)) for i in range(22)],
+            "the training part (19 of 22 labelled rows, by a hash of their id): needs at least "
+            "10 rows where the edge was acceptable and 10 where it was not; has 10 and 9; add "
+            "rows of the scarcer class or lower --holdout-share",
+        ),
     ],
 )
 def test_a_table_with_nothing_to_learn_is_refused_with_a_reason(
@@ -205,7 +233,12 @@ def test_a_table_with_nothing_to_learn_is_refused_with_a_reason(
         ("quality=1.5", "between 0 and 1"),
     ],
 )
-def test_a_malformed_target_is_refused(target: str, message: str, query_rule_table: Path,
-                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_malformed_target_is_refused(
+    target: str,
+    message: str,
+    query_rule_table: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert learn(query_rule_table, tmp_path / "out", target=target) == 2
     assert message in capsys.readouterr().err

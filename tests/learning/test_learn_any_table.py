@@ -27,8 +27,11 @@ BOUNDED = settings(
     derandomize=True,  # the same tables in every run: CI fails on code, not on luck
     database=None,
     # capsys is read before and after each run (`_learn`), so sharing it is safe.
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 QUERIES = ["", "A", "What is 7 * 6?", "éüß 中文 😀", "x" * 2000]
 
@@ -91,11 +94,16 @@ def _letter_answers(count: int, seed: int) -> list[OutcomeRow]:
     rows = []
     for i in range(count):
         letter = rng.choice("ABCD")
-        rows.append(OutcomeRow(
-            id=f"mc{seed}-{i}", prompt=f"Question {rng.randrange(10**6)}?\nA. x\nB. y\nAnswer:",
-            task=f"mmlu/subject_{i % 4}", edge_answer=letter,
-            edge_score=float(letter == "B"), cloud_score=1.0,
-        ))
+        rows.append(
+            OutcomeRow(
+                id=f"mc{seed}-{i}",
+                prompt=f"Question {rng.randrange(10**6)}?\nA. x\nB. y\nAnswer:",
+                task=f"mmlu/subject_{i % 4}",
+                edge_answer=letter,
+                edge_score=float(letter == "B"),
+                cloud_score=1.0,
+            )
+        )
     return rows
 
 
@@ -123,13 +131,23 @@ def test_a_query_model_that_reads_nothing_says_so(
 def test_the_sllm_command_learns_or_refuses_in_one_line(tmp_path: Path) -> None:
     letters, one_class = tmp_path / "letters.jsonl", tmp_path / "one_class.jsonl"
     write_table(_letter_answers(200, seed=3), letters)
-    write_table([OutcomeRow(id=f"r{i}", prompt="q", edge_score=1.0) for i in range(40)],
-                one_class)
+    write_table([OutcomeRow(id=f"r{i}", prompt="q", edge_score=1.0) for i in range(40)], one_class)
 
     def sllm(table: Path) -> tuple[int, str]:
         done = children.run(
-            [sys.executable, "-m", "sllm", "learn", "--data", str(table), "--target",
-             "quality=0.95", "--out", str(tmp_path / table.stem), "--quiet"],
+            [
+                sys.executable,
+                "-m",
+                "sllm",
+                "learn",
+                "--data",
+                str(table),
+                "--target",
+                "quality=0.95",
+                "--out",
+                str(tmp_path / table.stem),
+                "--quiet",
+            ],
             timeout=120,
         )
         return done.returncode, done.stderr

@@ -44,19 +44,31 @@ def test_the_default_policy_reads_the_edge_confidence_after_generation(
     # cascade model takes the edge's per-token statistics as signals.
     assert "mean_logprob" in default_policy.cascade_signals
     query, answer = "Is the sky blue?", "Yes"
-    sure = EdgeSignals(mean_logprob=-0.05, min_logprob=-0.1, confidence_score=0.95,
-                       answer_found=True, exit_reason="SETTLED", completion_tokens=2)
-    unsure = EdgeSignals(mean_logprob=-3.0, min_logprob=-9.0, confidence_score=0.05,
-                         answer_found=True, exit_reason="STOP", completion_tokens=2)
+    sure = EdgeSignals(
+        mean_logprob=-0.05,
+        min_logprob=-0.1,
+        confidence_score=0.95,
+        answer_found=True,
+        exit_reason="SETTLED",
+        completion_tokens=2,
+    )
+    unsure = EdgeSignals(
+        mean_logprob=-3.0,
+        min_logprob=-9.0,
+        confidence_score=0.05,
+        answer_found=True,
+        exit_reason="STOP",
+        completion_tokens=2,
+    )
     assert default_policy.p_edge_ok_after(query, answer, sure) != pytest.approx(
-        default_policy.p_edge_ok_after(query, answer, unsure), abs=1e-4)
+        default_policy.p_edge_ok_after(query, answer, unsure), abs=1e-4
+    )
 
 
 def test_batch_scores_equal_single_scores(default_policy: Policy) -> None:
     queries = ["What is 2 + 2?", "Explain the French revolution in detail.", ""]
     batch = default_policy.p_edge_ok_many(queries)
-    assert batch.tolist() == pytest.approx([default_policy.p_edge_ok(q) for q in queries],
-                                           abs=1e-6)
+    assert batch.tolist() == pytest.approx([default_policy.p_edge_ok(q) for q in queries], abs=1e-6)
 
 
 def test_one_policy_serves_concurrent_callers(default_policy: Policy) -> None:
@@ -88,13 +100,17 @@ def _copy_default(tmp_path: Path, edit: object) -> Path:
         (lambda m: m.update(format=2), "format"),
         (lambda m: m.update(pre_generation_threshold=1.5), "pre_generation_threshold"),
         (lambda m: m.pop("version"), "version"),
-        (lambda m: m["scorer"].update(file="missing.onnx"),
-         "cannot read model file named in policy.json 'missing.onnx'"),
+        (
+            lambda m: m["scorer"].update(file="missing.onnx"),
+            "cannot read model file named in policy.json 'missing.onnx'",
+        ),
         (lambda m: m["scorer"].update(file="../outside.onnx"), "must be a file name inside"),
         (lambda m: m["scorer"].update(file="/etc/passwd"), "must be a file name inside"),
         (lambda m: m["scorer"].update(file="cascade.onnx"), "inputs are"),
-        (lambda m: m["cascade"].update(signals=["text_log_chars", "telepathy"]),
-         "unknown cascade signals ['telepathy']"),
+        (
+            lambda m: m["cascade"].update(signals=["text_log_chars", "telepathy"]),
+            "unknown cascade signals ['telepathy']",
+        ),
         (lambda m: m["scorer"].update(file="policy.json"), "not a model onnxruntime can run"),
     ],
 )

@@ -54,8 +54,10 @@ def test_thresholds_meet_the_target_on_unseen_tasks_when_asked(
 
 
 def test_a_rule_that_holds_across_tasks_holds_on_unseen_tasks(tmp_path: Path) -> None:
-    rows = [row.model_copy(update={"task": f"t{i % 7}"})
-            for i, row in enumerate(planted_query_rule(1200, seed=6))]
+    rows = [
+        row.model_copy(update={"task": f"t{i % 7}"})
+        for i, row in enumerate(planted_query_rule(1200, seed=6))
+    ]
     write_table(rows, tmp_path / "table.jsonl")
     assert learn(tmp_path / "table.jsonl", tmp_path / "policy") == 0
     validation = Policy.load(tmp_path / "policy").manifest.validation
@@ -75,8 +77,24 @@ def test_evaluate_reports_the_tasks_the_policy_never_saw(
     task_rule_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
-    assert main(["outcomes", "split", "--data", str(task_rule_table), "--test-share", "0.3",
-                 "--by-task", "--train", str(train), "--test", str(test)]) == 0
+    assert (
+        main(
+            [
+                "outcomes",
+                "split",
+                "--data",
+                str(task_rule_table),
+                "--test-share",
+                "0.3",
+                "--by-task",
+                "--train",
+                str(train),
+                "--test",
+                str(test),
+            ]
+        )
+        == 0
+    )
     train_tasks = {row.task for row in read_table(train)}
     test_tasks = {row.task for row in read_table(test)}
     assert train_tasks and test_tasks and not train_tasks & test_tasks
@@ -84,15 +102,28 @@ def test_evaluate_reports_the_tasks_the_policy_never_saw(
     mixed = [*read_table(test), *read_table(train)[:300]]
     write_table(mixed, tmp_path / "mixed.jsonl")
     capsys.readouterr()
-    assert main(["evaluate", "--policy", str(tmp_path / "policy"), "--data",
-                 str(tmp_path / "mixed.jsonl"), "--json", str(tmp_path / "figures.json")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--policy",
+                str(tmp_path / "policy"),
+                "--data",
+                str(tmp_path / "mixed.jsonl"),
+                "--json",
+                str(tmp_path / "figures.json"),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "figures.json").read_text())
     unseen = report["unseen_groups"]
     assert unseen["groups"] == sorted(test_tasks)
     assert unseen["pre_generation"]["rows"] == len(mixed) - 300
     assert unseen["pre_generation"]["auroc"] < 0.7 < report["pre_generation"]["auroc"]
     assert f"on the {len(test_tasks)} tasks its training table did not have" in (
-        capsys.readouterr().out)
+        capsys.readouterr().out
+    )
 
 
 def test_whole_groups_are_resampled_together() -> None:

@@ -386,8 +386,13 @@ async def test_the_edge_call_follows_the_plan(router_factory: RouterFactory) -> 
     tight_ms = int(roomy.decision.budget.est_edge_step_by_step_ms / 2)
     tight_router = await start(router_factory, tight_edge, closed_cloud(), pre=0.0)
     tight = await tight_router.stub.Generate(
-        ask(question, answer_format=number, max_tokens=48, local_only=True,
-            latency_budget_ms=tight_ms)
+        ask(
+            question,
+            answer_format=number,
+            max_tokens=48,
+            local_only=True,
+            latency_budget_ms=tight_ms,
+        )
     )
     call = only_call(tight_edge)
     assert call.reasoning_mode == "DIRECT"

@@ -15,7 +15,9 @@ from tests.router.test_outcomes import _entry
 def _record() -> DecisionRecord:
     """Nested records, a tuple, optional and set values."""
     return dataclasses.replace(
-        _entry("r1").result.decision, p_edge_ok_after=0.125, shadow=True,
+        _entry("r1").result.decision,
+        p_edge_ok_after=0.125,
+        shadow=True,
         pii_kinds=("email", "iban"),
     )
 

@@ -17,8 +17,7 @@ EDGE_ONLY_TIME = dataclasses.replace(SITUATION, est_cloud_ms=5_000.0)
 
 def test_the_token_cap_fits_the_budget_less_the_router_overheads() -> None:
     # 400 ms, 30 ms of them the router's: 370 - 100 leaves 27 tokens (not 30).
-    decided = plan(QUERY, dataclasses.replace(EDGE_ONLY_TIME, remaining_ms=400.0,
-                                              overhead_ms=30.0))
+    decided = plan(QUERY, dataclasses.replace(EDGE_ONLY_TIME, remaining_ms=400.0, overhead_ms=30.0))
     assert (decided.first, decided.edge_max_tokens) == ("EDGE", 27)
     # The edge stops one token before the time left, since it may finish one past it.
     assert decided.edge_time_budget_ms == pytest.approx(370.0 - 10.0)
@@ -27,8 +26,12 @@ def test_the_token_cap_fits_the_budget_less_the_router_overheads() -> None:
 def test_overheads_that_leave_no_first_token_refuse_with_the_budget_that_would_do() -> None:
     # 120 ms would fit the edge's first token (110 ms), not with 30 ms of overheads.
     with pytest.raises(NoRoute) as refused:
-        plan(QUERY, dataclasses.replace(EDGE_ONLY_TIME, remaining_ms=120.0, overhead_ms=30.0,
-                                        reply_margin_ms=5.0))
+        plan(
+            QUERY,
+            dataclasses.replace(
+                EDGE_ONLY_TIME, remaining_ms=120.0, overhead_ms=30.0, reply_margin_ms=5.0
+            ),
+        )
     assert refused.value.failure == "deadline"
     assert "a latency budget of at least 145 ms" in str(refused.value)
 
@@ -49,8 +52,14 @@ def test_the_prefill_is_planned_for_the_prompt_the_edge_reads() -> None:
     latency = EdgeLatency(prefill_tokens_per_s=500.0, decode_tokens_per_s=50.0)
     assert latency.estimate(10).overhead_ms == pytest.approx(20.0)
     for _ in range(40):
-        latency.observe(queue_ms=0.0, prefill_ms=80.0, decode_ms=200.0, prompt_tokens=40,
-                        completion_tokens=10, estimated_prompt_tokens=10)
+        latency.observe(
+            queue_ms=0.0,
+            prefill_ms=80.0,
+            decode_ms=200.0,
+            prompt_tokens=40,
+            completion_tokens=10,
+            estimated_prompt_tokens=10,
+        )
     assert latency.estimate(10).overhead_ms == pytest.approx(80.0, rel=0.01)
     assert latency.estimate(110).overhead_ms == pytest.approx(280.0, rel=0.01)
 

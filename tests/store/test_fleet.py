@@ -104,8 +104,17 @@ async def test_learn_reads_the_store_and_every_router_picks_up_what_it_publishes
     )
     before = await _versions(fleet)
     out = tmp_path / "policy"
-    command = ["learn", "--data", postgres_url, "--target", "quality=0.9", "--out", str(out),
-               "--quiet", "--publish"]
+    command = [
+        "learn",
+        "--data",
+        postgres_url,
+        "--target",
+        "quality=0.9",
+        "--out",
+        str(out),
+        "--quiet",
+        "--publish",
+    ]
     assert await asyncio.to_thread(main, command) == 0
     learned = json.loads((out / "policy.json").read_text())
     assert learned["version"] not in before

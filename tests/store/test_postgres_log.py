@@ -36,13 +36,26 @@ async def test_rows_and_feedback_go_to_postgres_and_export_reads_them(
     assert latest["prompt"] == QUESTION and rows["r0"]["feedback_score"] is None
 
     out = tmp_path / "table.jsonl"
-    command = [sys.executable, "-m", "sllm", "outcomes", "export", "--store", postgres_url,
-               "--out", str(out), "--labelled-only"]
+    command = [
+        sys.executable,
+        "-m",
+        "sllm",
+        "outcomes",
+        "export",
+        "--store",
+        postgres_url,
+        "--out",
+        str(out),
+        "--labelled-only",
+    ]
     done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     (row,) = read_table(out)
     assert (row.id, row.prompt, row.cloud_score, row.label_source) == (
-        "r1", QUESTION, 0.0, "feedback:user"
+        "r1",
+        QUESTION,
+        0.0,
+        "feedback:user",
     )
 
 
