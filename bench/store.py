@@ -22,10 +22,11 @@ from pathlib import Path
 
 from bench.results import headline
 from router.outcomes import LoggedRequest, OutcomeLog
-from router.record import BudgetSeen, DecisionRecord, RouteResult
+from router.record import DecisionRecord, RouteResult
 from router.store import shown
 from sllm.chat import ChatMessage
 from sllm.cli import SubParsers
+from sllm.records import BudgetView
 
 HELP = (
     "the outcome log's write rate (rows/s) on SQLite and on a PostgreSQL store, one writer "
@@ -36,7 +37,7 @@ QUESTION = "What is the capital of France? Answer in one word."
 
 def cloud_answered(request_id: str) -> LoggedRequest:
     """A cloud-answered request as the router logs it (about 1 kB of row)."""
-    budget = BudgetSeen(1000.0, "request", None, None, 100.0, 900.0, 700.0, 0.0001)
+    budget = BudgetView(1000.0, "request", None, None, 100.0, 900.0, 700.0, 0.0001)
     record = DecisionRecord(0.3, 0.5, 0.4, budget, "bench", 32, reason="CLOUD: a reason.")
     result = RouteResult(
         request_id,

@@ -1,4 +1,5 @@
-"""The gRPC servicer: serves an `EdgeWorker`, mapping its errors to status codes."""
+"""The gRPC servicer: serves an `EdgeWorker`, mapping its errors to statuses with details
+(sllm/status.py), here and only here."""
 
 from __future__ import annotations
 
@@ -8,16 +9,31 @@ from contextlib import aclosing
 
 import grpc
 import structlog
+from google.rpc import status_pb2
 
 from edge_worker.engine import QueueFull
 from edge_worker.wire import Undecodable, lenient_deserializer
 from edge_worker.worker import EdgeWorker
+from sllm.status import abort, exhausted, invalid_argument, status
 from sllm.v1 import edge_pb2
 from sllm.wire import InvalidRequest
 
 SERVICE_NAME = edge_pb2.DESCRIPTOR.services_by_name["EdgeWorker"].full_name
 
 log = structlog.get_logger(__name__)
+
+
+def undecodable(request: Undecodable) -> status_pb2.Status:
+    return invalid_argument(InvalidRequest(request.reason, field=request.field))
+
+
+def from_error(error: Exception) -> status_pb2.Status:
+    """The status a Generate call ends with for what the worker raised."""
+    if isinstance(error, InvalidRequest):
+        return invalid_argument(error)
+    if isinstance(error, QueueFull):
+        return exhausted(str(error), "EDGE_QUEUE_FULL")
+    return status(grpc.StatusCode.INTERNAL, f"generation failed: {error!r}")
 
 
 class EdgeWorkerServicer:
@@ -32,8 +48,7 @@ class EdgeWorkerServicer:
         structlog.contextvars.clear_contextvars()
         if isinstance(request, Undecodable):
             self._worker.rejected(request.reason)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
-            return
+            await abort(context, undecodable(request))
         structlog.contextvars.bind_contextvars(request_id=request.request_id or None)
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
@@ -41,13 +56,11 @@ class EdgeWorkerServicer:
             async with aclosing(self._worker.generate(request, deadline=deadline)) as events:
                 async for event in events:
                     yield event
-        except InvalidRequest as error:  # the worker counted and logged it
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        except QueueFull as error:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+        except (InvalidRequest, QueueFull) as error:  # the worker counted it
+            await abort(context, from_error(error))
         except Exception as error:  # a failing generation degrades this call, not the worker
             log.exception("edge.generate_failed")
-            await context.abort(grpc.StatusCode.INTERNAL, f"generation failed: {error!r}")
+            await abort(context, from_error(error))
 
     async def Info(
         self,
@@ -55,7 +68,7 @@ class EdgeWorkerServicer:
         context: grpc.aio.ServicerContext[edge_pb2.EdgeInfoRequest, edge_pb2.EdgeInfo],
     ) -> edge_pb2.EdgeInfo:
         if isinstance(request, Undecodable):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+            await abort(context, undecodable(request))
         return self._worker.info()
 
 

@@ -31,10 +31,14 @@ _FORMATS = {
 
 def _messages(request: edge_pb2.EdgeGenerateRequest) -> tuple[ChatMessage, ...]:
     if not request.messages:
-        raise InvalidRequest("messages is empty: send at least one message with role USER")
+        raise InvalidRequest(
+            "messages is empty: send at least one message with role USER", field="messages"
+        )
     messages = messages_from_wire(request.messages)
     if not any(m.role == "user" and m.content.strip() for m in messages):
-        raise InvalidRequest("no message has role USER and non-blank content: add the question")
+        raise InvalidRequest(
+            "no message has role USER and non-blank content: add the question", field="messages"
+        )
     return tuple(messages)
 
 
@@ -59,7 +63,10 @@ def _rules(request: edge_pb2.EdgeGenerateRequest, settings: EdgeSettings) -> Exi
         else defaults.collapse_repeat_tokens,
     )
     if rules.collapse_window < 1:
-        raise InvalidRequest("early_exit.collapse_window is 0: set it to 1 or more (tokens)")
+        raise InvalidRequest(
+            "early_exit.collapse_window is 0: set it to 1 or more (tokens)",
+            field="early_exit.collapse_window",
+        )
     return rules
 
 
@@ -77,20 +84,23 @@ def prepare(
     if mode is None:
         raise InvalidRequest(
             f"reasoning_mode is {request.reasoning_mode}: use REASONING_MODE_DIRECT (1) or "
-            "REASONING_MODE_STEP_BY_STEP (2), or leave it unset"
+            "REASONING_MODE_STEP_BY_STEP (2), or leave it unset",
+            field="reasoning_mode",
         )
     fmt = _FORMATS.get(request.answer_format)
     if fmt is None:
         raise InvalidRequest(
             f"answer_format is {request.answer_format}: use FREE_TEXT (1), NUMBER (2), "
-            "CHOICE_LETTER (3) or YES_NO (4), or leave it unset"
+            "CHOICE_LETTER (3) or YES_NO (4), or leave it unset",
+            field="answer_format",
         )
     max_tokens = settings.default_max_tokens
     if request.HasField("max_tokens"):
         if request.max_tokens <= 0:
             raise InvalidRequest(
                 f"max_tokens is {request.max_tokens}: send a positive number, or leave it unset "
-                f"for the default ({settings.default_max_tokens})"
+                f"for the default ({settings.default_max_tokens})",
+                field="max_tokens",
             )
         max_tokens = request.max_tokens
     reply_primer = primer(mode, fmt)
@@ -98,7 +108,8 @@ def prepare(
     if len(tokens) >= model.n_ctx:
         raise InvalidRequest(
             f"the prompt is {len(tokens)} tokens but the context holds {model.n_ctx}: "
-            "shorten the messages"
+            "shorten the messages",
+            field="messages",
         )
     deadlines = [grpc_deadline] if grpc_deadline is not None else []
     if request.time_budget_ms:

@@ -25,6 +25,8 @@ class Undecodable:
     """What a request deserializer returns for bytes that are not a valid message."""
 
     reason: str
+    # The field at fault (its path), or "" when the bytes are no message at all.
+    field: str = ""
 
 
 def _string_to_bytes(message: descriptor_pb2.DescriptorProto) -> None:
@@ -75,19 +77,22 @@ def _bad_utf8_fields(
                 yield from _bad_utf8_fields(source.message_type, item, f"{where}.")
 
 
-def explain_decode_failure(message_type: type[Message], data: bytes) -> str:
+def explain_decode_failure(message_type: type[Message], data: bytes) -> Undecodable:
     """Why `data` is not a valid `message_type`, naming the field when it is the UTF-8 rule."""
     descriptor = cast(Descriptor, message_type.DESCRIPTOR)
     try:
         mirrored = _bytes_mirror(descriptor).FromString(data)
     except DecodeError:
-        return f"the request is not a valid {descriptor.full_name} message (malformed bytes)"
-    for where, error in _bad_utf8_fields(descriptor, mirrored):
-        return (
-            f"{where} is not valid UTF-8 ({error.reason} at byte {error.start}): "
-            "send text encoded as UTF-8"
+        return Undecodable(
+            f"the request is not a valid {descriptor.full_name} message (malformed bytes)"
         )
-    return f"the request is not a valid {descriptor.full_name} message"
+    for where, error in _bad_utf8_fields(descriptor, mirrored):
+        return Undecodable(
+            f"{where} is not valid UTF-8 ({error.reason} at byte {error.start}): "
+            "send text encoded as UTF-8",
+            where,
+        )
+    return Undecodable(f"the request is not a valid {descriptor.full_name} message")
 
 
 def lenient_deserializer(message_type: type[M]) -> Callable[[bytes], M | Undecodable]:
@@ -95,6 +100,6 @@ def lenient_deserializer(message_type: type[M]) -> Callable[[bytes], M | Undecod
         try:
             return message_type.FromString(data)
         except DecodeError:
-            return Undecodable(explain_decode_failure(message_type, data))
+            return explain_decode_failure(message_type, data)
 
     return deserialize

@@ -21,48 +21,42 @@ from router import spans
 from router.edge_client import Edge, EdgeAnswer, EdgeCall, EdgeError
 from router.estimators import CloudLatency, EdgeLatency, estimate_prompt_tokens
 from router.explain import reason
-from router.policy import Failure, Plan, Situation, Tier, Verdict
+from router.policy import Failure, Plan, Situation, Verdict
 from router.query import Query
 from router.record import DecisionRecord, Route, RouteResult
 from sllm.answers import extract_answer
+from sllm.records import Delta, Reset
+from sllm.status import ErrorReason
 from sllm.tracing import trace_headers
 
 log = structlog.get_logger("router.cascade")
 
 
-_EDGE_FAILURES: dict[str, Failure] = {
-    "RESOURCE_EXHAUSTED": "saturated",
-    "DEADLINE_EXCEEDED": "deadline",
+# A tier's failure: how (for the status code) and why (for its ErrorInfo).
+TierFailure = tuple[Failure, ErrorReason]
+_EDGE_FAILURES: dict[str, TierFailure] = {
+    "RESOURCE_EXHAUSTED": ("saturated", "EDGE_QUEUE_FULL"),
+    "DEADLINE_EXCEEDED": ("deadline", "EDGE_TIMED_OUT"),
 }
 
 
 class RouteFailed(Exception):
-    """No tier produced an answer; the message says what failed, `failure` how."""
+    """No tier produced an answer; the message says what failed, `failure` how, `reason`
+    which tier's failure decided it."""
 
     def __init__(
         self,
         message: str,
         failure: Failure = "unavailable",
         *,
+        reason: ErrorReason = "NO_TIER",
         retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
         self.failure = failure
+        self.reason = reason
         # What a rate-limited cloud asked for, when it said.
         self.retry_after_s = retry_after_s
-
-
-@dataclass(frozen=True, slots=True)
-class Delta:
-    text: str
-    tier: Tier
-
-
-@dataclass(frozen=True, slots=True)
-class Reset:
-    """Discard the text streamed so far: another tier answers instead."""
-
-    reason: str
 
 
 Event = Delta | Reset | RouteResult
@@ -89,7 +83,7 @@ class Cascade:
     # Text the client has seen since the last reset.
     shown: bool = False
     # How each tier that ran failed, in order.
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[TierFailure] = field(default_factory=list)
     retry_after_s: float | None = None
     # The request's span (router/spans.py) and what makes its children; no-ops when off.
     tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
@@ -157,8 +151,9 @@ class Cascade:
         """Unavailable if a tier was, else out of time if one ran out, else saturated."""
         failures: tuple[Failure, ...] = ("unavailable", "deadline", "saturated")
         for failure in failures:
-            if failure in self.failures:
-                return RouteFailed(message, failure, retry_after_s=self.retry_after_s)
+            for how, why in self.failures:
+                if how == failure:
+                    return RouteFailed(message, how, reason=why, retry_after_s=self.retry_after_s)
         return RouteFailed(message)
 
     async def _escalate(self, verdict: Verdict) -> AsyncIterator[Event]:
@@ -219,7 +214,7 @@ class Cascade:
                     self.edge_answer = item
         except EdgeError as error:
             self.record.edge_error = str(error)
-            self.failures.append(_EDGE_FAILURES.get(error.code, "unavailable"))
+            self.failures.append(_EDGE_FAILURES.get(error.code, ("unavailable", "EDGE_FAILED")))
             spans.failed(span, error)
             log.warning("router.edge_failed", error=str(error), code=error.code)
         finally:
@@ -307,9 +302,9 @@ class Cascade:
         )
 
 
-def _cloud_failure(error: CloudError) -> Failure:
+def _cloud_failure(error: CloudError) -> TierFailure:
     if isinstance(error, CloudRateLimited):
-        return "saturated"
+        return "saturated", "CLOUD_RATE_LIMITED"
     if isinstance(error, CloudDeadlineExceeded):
-        return "deadline"
-    return "unavailable"
+        return "deadline", "CLOUD_TIMED_OUT"
+    return "unavailable", "CLOUD_FAILED"

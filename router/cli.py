@@ -9,13 +9,17 @@ import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from sllm.cli import SubParsers
+from sllm.enums import AnswerFormat, RouteHint
 from sllm.settings import get_settings
 
-_FORMATS = ("FREE_TEXT", "NUMBER", "CHOICE_LETTER", "YES_NO")
-_HINTS = ("AUTO", "EDGE_ONLY", "CLOUD_ONLY")
+if TYPE_CHECKING:
+    from sllm.client import RouterClient
+
+_FORMATS = get_args(AnswerFormat)
+_HINTS = get_args(RouteHint)
 
 
 def _until_signalled(main: Coroutine[Any, Any, object]) -> int:
@@ -73,29 +77,56 @@ def _serve(args: argparse.Namespace) -> int:
     return _serving("router serve", serve(settings.model_copy(update={"router": router})))
 
 
-def _ask(args: argparse.Namespace) -> int:
-    from router.ask import AskOptions, ask
+def _client(args: argparse.Namespace) -> RouterClient:
+    """The client of `sllm ask` and `sllm router rollback`: --target, else the router of
+    the settings; the token and TLS of the settings' [client], --ca-file over its CA."""
+    from sllm.client import RouterClient
 
-    router = get_settings().router
-    options = AskOptions(
-        target=args.target or f"{router.host}:{router.port}",
-        question=args.question,
-        budget_ms=args.budget_ms,
-        max_tokens=args.max_tokens,
-        answer_format=args.format,
-        route_hint=args.route,
-        local_only=args.local_only,
-        tenant=args.tenant,
-        stream=args.stream,
+    settings = get_settings()
+    client = settings.client
+    tls = client.tls
+    if args.ca_file is not None:
+        tls = tls.model_copy(update={"ca_file": args.ca_file})
+    return RouterClient(
+        args.target or f"{settings.router.host}:{settings.router.port}",
+        token=client.token.get_secret_value() if client.token is not None else None,
+        tls=tls,
     )
-    return asyncio.run(ask(options))
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from router.ask import ask
+    from sllm.client import Options
+
+    options: Options = {
+        "answer_format": args.format,
+        "route_hint": args.route,
+        "local_only": args.local_only,
+        "tenant": args.tenant,
+    }
+    if args.budget_ms is not None:
+        options["latency_budget_ms"] = args.budget_ms
+    if args.max_tokens is not None:
+        options["max_tokens"] = args.max_tokens
+    with _client(args) as client:
+        return ask(client, args.question, options, stream=args.stream)
 
 
 def _rollback(args: argparse.Namespace) -> int:
     from router.ask import rollback
 
-    router = get_settings().router
-    return asyncio.run(rollback(args.target or f"{router.host}:{router.port}"))
+    with _client(args) as client:
+        return rollback(client)
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", help="router host:port (default: from settings)")
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        help="TLS: the CA of the router's certificate (default: client.tls.ca_file); the "
+        "token comes from client.token (SLLM_CLIENT__TOKEN)",
+    )
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -146,7 +177,7 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     ask.add_argument("--local-only", action="store_true", help="never leave this device")
     ask.add_argument("--tenant", default="")
     ask.add_argument("--stream", action="store_true", help="print text as it arrives")
-    ask.add_argument("--target", help="router host:port (default: from settings)")
+    _add_connection(ask)
     ask.set_defaults(handler=_ask)
 
     router = sub.add_parser("router", help="the router alone")
@@ -161,7 +192,7 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     rollback = router_sub.add_parser(
         "rollback", help="make the running router return to its previous policy"
     )
-    rollback.add_argument("--target", help="router host:port (default: from settings)")
+    _add_connection(rollback)
     rollback.set_defaults(handler=_rollback)
 
     export = outcomes.add_parser("export", help="the router's outcome log as an outcome table")

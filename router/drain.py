@@ -12,10 +12,12 @@ from typing import Any, TypeVar
 
 import grpc
 
+from router import status
+from sllm.status import abort
+
 _Request = TypeVar("_Request")
 _Reply = TypeVar("_Reply")
 Context = grpc.aio.ServicerContext[Any, Any]
-SHUTTING_DOWN = "the router is shutting down: send the request to another router"
 
 
 class Drain:
@@ -64,7 +66,7 @@ class Drain:
 
     async def _enter(self, context: Context) -> None:
         if self._draining:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+            await abort(context, status.shutting_down())
         self._running += 1
         self._idle.clear()
 

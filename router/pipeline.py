@@ -34,11 +34,12 @@ from router.outcomes import LoggedRequest, OutcomeLog, Written
 from router.policy import NoRoute, Situation
 from router.privacy import PiiDetector, masked
 from router.query import Query
-from router.record import BudgetSeen, DecisionRecord, RouteResult
+from router.record import DecisionRecord, RouteResult
 from router.shadow import ShadowExplorer
 from router.signals import EdgeSignals
 from router.spend import Hold
 from router.stats import LiveStats, RecentDecision
+from sllm.records import BudgetView
 from sllm.settings import RouterSettings
 from sllm.tracing import Tracing, current_context, trace_id
 
@@ -158,7 +159,7 @@ class Router:
             p_edge_ok=p_edge_ok,
             pre_generation_threshold=policy.pre_generation_threshold,
             cascade_threshold=policy.cascade_threshold,
-            budget=BudgetSeen(
+            budget=BudgetView(
                 latency_budget_ms=budget_ms,
                 latency_budget_source=source,
                 cost_ceiling_usd=query.cost_ceiling_usd,

@@ -15,8 +15,10 @@ from typing import Literal
 from router.estimators import EdgeEstimate
 from router.query import Query
 
-Tier = Literal["EDGE", "CLOUD"]
-ReasoningMode = Literal["DIRECT", "STEP_BY_STEP"]
+# Defined with their wire mapping in sllm/enums.py; named here too for the router's modules.
+from sllm.enums import ReasoningMode as ReasoningMode
+from sllm.enums import Tier as Tier
+
 # How a query went unanswered, for a door to pick its status: a tier could not answer,
 # the tiers were saturated (the same query later may pass), or the time ran out.
 Failure = Literal["unavailable", "saturated", "deadline"]
@@ -30,12 +32,28 @@ Failure = Literal["unavailable", "saturated", "deadline"]
 EDGE_GRACE_MS = 250.0
 
 
-class NoRoute(Exception):
-    """Neither tier may answer this query; the message says why, `failure` how."""
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """The time left was all that kept a tier from a query: the smallest latency budget
+    that would let one answer, the same for each tier the query may use (None: it may
+    not), and the time the tiers had, all in ms."""
 
-    def __init__(self, message: str, failure: Failure = "unavailable") -> None:
+    min_budget_ms: int
+    edge_min_ms: int | None
+    cloud_min_ms: int | None
+    remaining_ms: int
+
+
+class NoRoute(Exception):
+    """Neither tier may answer this query; the message says why, `failure` how, and
+    `shortfall` by how much time when that is what stopped it."""
+
+    def __init__(
+        self, message: str, failure: Failure = "unavailable", *, shortfall: Shortfall | None = None
+    ) -> None:
         super().__init__(message)
         self.failure = failure
+        self.shortfall = shortfall
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,21 +167,22 @@ def _no_route(query: Query, s: Situation, no_edge: str, no_cloud: str) -> NoRout
     """DEADLINE_EXCEEDED-worthy when a tier is held back only by the time left, with the
     smallest budget that would let one answer; else unavailable."""
     roomy = dataclasses.replace(s, remaining_ms=math.inf)
-    needs = [
-        need
+    edge_min, cloud_min = (
+        math.ceil(need + s.reply_margin_ms) if blocked is None else None
         for need, blocked in (
             (s.edge.ms(1), _edge_blocker(query, roomy)),
             (s.est_cloud_ms, cloud_blocker(query, roomy)),
         )
-        if blocked is None
-    ]
+    )
+    needs = [need for need in (edge_min, cloud_min) if need is not None]
     message = f"no tier can answer: {no_edge}, and {no_cloud}"
     if not needs:
         return NoRoute(message)
-    smallest = math.ceil(min(needs) + s.reply_margin_ms)
+    smallest = min(needs)
     return NoRoute(
         f"{message}; a latency budget of at least {smallest} ms would let a tier answer",
         "deadline",
+        shortfall=Shortfall(smallest, edge_min, cloud_min, math.floor(s.remaining_ms)),
     )
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from sllm.chat import ChatMessage
 
-RouteHint = Literal["AUTO", "EDGE_ONLY", "CLOUD_ONLY"]
-AnswerFormat = Literal["FREE_TEXT", "NUMBER", "CHOICE_LETTER", "YES_NO"]
+# Defined with their wire mapping in sllm/enums.py; named here too for the router's modules.
+from sllm.enums import AnswerFormat as AnswerFormat
+from sllm.enums import RouteHint as RouteHint
 
 
 @dataclass(frozen=True, slots=True)

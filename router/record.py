@@ -8,23 +8,14 @@ from typing import Literal
 from router.edge_client import EdgeAnswer
 from router.policy import ReasoningMode
 
-Route = Literal["EDGE", "CLOUD", "EDGE_THEN_CLOUD", "EDGE_FALLBACK"]
+# Defined with their wire mapping in sllm/enums.py; named here too for the router's modules.
+from sllm.enums import BudgetSource as BudgetSource
+from sllm.enums import Route as Route
+from sllm.records import BudgetView
+
 # Why an edge answer stands in the cloud's place: the cloud call failed during the query,
 # or the cloud was known down (its breaker open) before it.
 DegradedCause = Literal["cloud_failed", "cloud_down"]
-BudgetSource = Literal["request", "grpc_deadline", "default"]
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetSeen:
-    latency_budget_ms: float
-    latency_budget_source: BudgetSource
-    cost_ceiling_usd: float | None
-    tenant_budget_remaining_usd: float | None
-    est_edge_direct_ms: float
-    est_edge_step_by_step_ms: float
-    est_cloud_ms: float
-    est_cloud_cost_usd: float
 
 
 @dataclass(slots=True)
@@ -40,7 +31,7 @@ class DecisionRecord:
     p_edge_ok: float
     pre_generation_threshold: float
     cascade_threshold: float
-    budget: BudgetSeen
+    budget: BudgetView
     policy_version: str
     edge_max_tokens: int
     p_edge_ok_after: float | None = None

@@ -6,15 +6,17 @@ from collections.abc import AsyncIterator
 from typing import Any, NoReturn, TypeAlias
 
 import grpc
+from google.rpc import status_pb2
 
-from router import metrics, wire
+from router import metrics, status, wire
 from router.active_policy import NoEarlierPolicy
 from router.cascade import RouteFailed
 from router.outcomes import OutcomeLogFull
 from router.pipeline import Router
-from router.policy import Failure, NoRoute
+from router.policy import NoRoute
 from router.query import Query
 from router.validate import check_feedback, to_query
+from sllm.status import abort, code_of
 from sllm.v1 import router_pb2, router_pb2_grpc
 from sllm.wire import InvalidRequest
 
@@ -25,27 +27,18 @@ async def _query(
     request: router_pb2.RouteRequest | None, router: Router, context: Context
 ) -> Query:
     if request is None:
-        await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, UNDECODABLE)
+        await _abort(context, status.undecodable())
     try:
         return to_query(request, router.settings)
     except InvalidRequest as error:
-        await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        await _abort(context, status.from_error(error))
 
 
-UNDECODABLE = "the request is not a valid message: strings must be valid UTF-8"
-# How a query went unanswered -> its status: a client retries RESOURCE_EXHAUSTED later and
-# DEADLINE_EXCEEDED with a larger budget, and neither means the service is down.
-_UNANSWERED: dict[Failure, grpc.StatusCode] = {
-    "unavailable": grpc.StatusCode.UNAVAILABLE,
-    "saturated": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "deadline": grpc.StatusCode.DEADLINE_EXCEEDED,
-}
-
-
-async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
+async def _abort(context: Context, proto: status_pb2.Status) -> NoReturn:
+    code = code_of(proto)
     if code != grpc.StatusCode.INVALID_ARGUMENT:
         metrics.FAILURES.labels(code.name).inc()
-    await context.abort(code, message)
+    await abort(context, proto)
 
 
 class RouterServicer(router_pb2_grpc.RouterServicer):
@@ -59,7 +52,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         try:
             result = await self._router.generate(query, grpc_remaining_s=context.time_remaining())
         except (NoRoute, RouteFailed) as error:
-            await _abort(context, _UNANSWERED[error.failure], str(error))
+            await _abort(context, status.from_error(error))
         return wire.response(result)
 
     async def GenerateStream(
@@ -72,28 +65,22 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             ):
                 yield wire.event(event)
         except (NoRoute, RouteFailed) as error:
-            await _abort(context, _UNANSWERED[error.failure], str(error))
+            await _abort(context, status.from_error(error))
 
     async def Feedback(
         self, request: router_pb2.FeedbackRequest | None, context: Context
     ) -> router_pb2.FeedbackResponse:
         if request is None:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, UNDECODABLE)
+            await _abort(context, status.undecodable())
         try:
             check_feedback(request)
             found = await self._router.outcomes.feedback(
                 request.request_id, request.score, request.source or "user"
             )
-        except InvalidRequest as error:
-            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        except OutcomeLogFull as error:
-            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+        except (InvalidRequest, OutcomeLogFull) as error:
+            await _abort(context, status.from_error(error))
         if not found:
-            await _abort(
-                context,
-                grpc.StatusCode.NOT_FOUND,
-                f"no logged request has request_id {request.request_id!r}",
-            )
+            await _abort(context, status.not_found(request.request_id))
         return router_pb2.FeedbackResponse()
 
     async def GetPolicy(
@@ -107,5 +94,5 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         try:
             policy = self._router.policies.rollback()
         except NoEarlierPolicy as error:
-            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(error))
+            await _abort(context, status.from_error(error))
         return wire.policy_info(policy, self._router.stats)

@@ -21,10 +21,13 @@ from typing import TYPE_CHECKING, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from sllm import enums
+
 if TYPE_CHECKING:
     from sllm.v1 import edge_pb2
 
-ExitReason = Literal["SETTLED", "COLLAPSE", "BUDGET", "LENGTH", "STOP", ""]
+# "": the edge did not say (not run, or a reason this policy runtime does not know).
+ExitReason = Literal[enums.ExitReason, ""]
 EXIT_REASONS: tuple[ExitReason, ...] = get_args(ExitReason)
 
 
@@ -48,9 +51,6 @@ class EdgeSignals:
 
     @classmethod
     def from_summary(cls, summary: edge_pb2.EdgeSummary) -> EdgeSignals:
-        from sllm.v1 import common_pb2
-
-        reason = common_pb2.ExitReason.Name(summary.exit_reason).removeprefix("EXIT_REASON_")
         confidence = summary.confidence
         return cls(
             mean_logprob=confidence.mean_logprob,
@@ -62,7 +62,7 @@ class EdgeSignals:
             confidence_score=confidence.score,
             completion_tokens=summary.completion_tokens,
             answer_found=summary.answer_found,
-            exit_reason=_exit_reason(reason),
+            exit_reason=enums.EXIT_REASONS.names.get(summary.exit_reason, ""),
             option_share=confidence.option_share,
         )
 

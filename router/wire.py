@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from router.cascade import Delta, Event, Reset
+from router.cascade import Event
 from router.record import DecisionRecord, RouteResult
 from router.scorer import Policy
 from router.stats import LiveStats
+from sllm.enums import REASONING_MODES, ROUTES, TIERS
+from sllm.records import Delta, Reset
 from sllm.v1 import common_pb2, router_pb2
 
 
@@ -54,7 +56,7 @@ def _decision(record: DecisionRecord, result: RouteResult) -> router_pb2.Decisio
 
 def response(result: RouteResult) -> router_pb2.RouteResponse:
     mode = (
-        common_pb2.ReasoningMode.Value(f"REASONING_MODE_{result.reasoning_mode}")
+        REASONING_MODES.numbers[result.reasoning_mode]
         if result.reasoning_mode
         else common_pb2.REASONING_MODE_UNSPECIFIED
     )
@@ -62,7 +64,7 @@ def response(result: RouteResult) -> router_pb2.RouteResponse:
         request_id=result.request_id,
         text=result.text,
         final_answer=result.final_answer,
-        route=router_pb2.Route.Value(f"ROUTE_{result.route}"),
+        route=ROUTES.numbers[result.route],
         reasoning_mode=mode,
         degraded=result.degraded,
         decision=_decision(result.decision, result),
@@ -73,8 +75,8 @@ def response(result: RouteResult) -> router_pb2.RouteResponse:
 
 def event(item: Event) -> router_pb2.RouteEvent:
     if isinstance(item, Delta):
-        tier = router_pb2.TIER_EDGE if item.tier == "EDGE" else router_pb2.TIER_CLOUD
-        return router_pb2.RouteEvent(delta=router_pb2.StreamDelta(text=item.text, tier=tier))
+        delta = router_pb2.StreamDelta(text=item.text, tier=TIERS.numbers[item.tier])
+        return router_pb2.RouteEvent(delta=delta)
     if isinstance(item, Reset):
         return router_pb2.RouteEvent(reset=router_pb2.StreamReset(reason=item.reason))
     return router_pb2.RouteEvent(final=response(item))

@@ -298,6 +298,16 @@ class RouterSettings(BaseModel):
     pii: PiiSettings = PiiSettings()
 
 
+class ClientSettings(BaseModel):
+    """How `sllm ask` and `sllm router rollback` reach a router (sllm/client)."""
+
+    # An API token of the router's (router.tokens), e.g. SLLM_CLIENT__TOKEN; never printed.
+    token: SecretStr | None = None
+    # The CA the router's certificate comes from (set: TLS on), and a certificate of the
+    # client's own for a router with mutual TLS.
+    tls: TlsClientSettings = TlsClientSettings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SLLM_",
@@ -309,6 +319,7 @@ class Settings(BaseSettings):
     edge: EdgeSettings = EdgeSettings()
     cloud: CloudSettings = CloudSettings()
     router: RouterSettings = RouterSettings()
+    client: ClientSettings = ClientSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
 
     @classmethod

@@ -42,13 +42,11 @@ def add_port(server: grpc.aio.Server, address: str, tls: TlsSettings) -> int:
     return server.add_secure_port(address, server_credentials(tls))
 
 
-def channel(
-    target: str, tls: TlsClientSettings, options: Sequence[tuple[str, Any]] = ()
-) -> grpc.aio.Channel:
-    """A channel to `target`, over TLS when the settings name a CA to trust; `options`:
-    gRPC channel arguments."""
-    if not tls.enabled:
-        return grpc.aio.insecure_channel(target, options=options)
+def channel_credentials(
+    tls: TlsClientSettings, options: Sequence[tuple[str, Any]] = ()
+) -> tuple[grpc.ChannelCredentials, list[tuple[str, Any]]]:
+    """What a secure channel with these settings takes: its credentials, and `options`
+    (gRPC channel arguments) with the server's name when the settings give one."""
     credentials = grpc.ssl_channel_credentials(
         root_certificates=_read(tls.ca_file),
         private_key=_read(tls.key_file),
@@ -56,6 +54,17 @@ def channel(
     )
     if tls.server_name is not None:
         options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
+    return credentials, list(options)
+
+
+def channel(
+    target: str, tls: TlsClientSettings, options: Sequence[tuple[str, Any]] = ()
+) -> grpc.aio.Channel:
+    """A channel to `target`, over TLS when the settings name a CA to trust; `options`:
+    gRPC channel arguments."""
+    if not tls.enabled:
+        return grpc.aio.insecure_channel(target, options=options)
+    credentials, options = channel_credentials(tls, options)
     return grpc.aio.secure_channel(target, credentials, options=options)
 
 

@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import TypeAdapter, ValidationError
 
 from sllm.settings import Role, RouterSettings, TokenGrant
+from sllm.status import ErrorReason
 
 # What a request asks to do. "describe": read what the router is (its policy, models,
 # API description); health is not an action: it is always open.
@@ -44,12 +45,13 @@ _BEARER = "bearer "
 
 class Refused(Exception):
     """The request may not go on: `status` unauthenticated (no valid token) or
-    permission_denied (a valid token that may not do this). The message never quotes
-    the token."""
+    permission_denied (a valid token that may not do this), `reason` which rule refused
+    it (for the gRPC status's ErrorInfo). The message never quotes the token."""
 
-    def __init__(self, message: str, status: Status) -> None:
+    def __init__(self, message: str, status: Status, reason: ErrorReason) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,7 @@ class Access:
             raise Refused(
                 "this router needs an API token: send the header authorization: Bearer <token>",
                 "unauthenticated",
+                "TOKEN_MISSING",
             )
         digest = _digest(authorization[len(_BEARER) :].strip())
         found: Caller | None = None
@@ -131,7 +134,7 @@ class Access:
             if hmac.compare_digest(digest, known):
                 found = caller
         if found is None:
-            raise Refused("the API token is not valid", "unauthenticated")
+            raise Refused("the API token is not valid", "unauthenticated", "TOKEN_INVALID")
         return found
 
     def caller(self, authorization: str | None, action: Action) -> Caller | None:
@@ -145,6 +148,7 @@ class Access:
             raise Refused(
                 f"this token may not {action}: that needs the role " + " or ".join(sorted(allowed)),
                 "permission_denied",
+                "ROLE_MISSING",
             )
         return caller
 
@@ -166,6 +170,7 @@ def tenant_of(caller: Caller | None, claimed: str) -> str:
         raise Refused(
             f"tenant {claimed!r} is not this token's: leave tenant empty or send {caller.tenant!r}",
             "permission_denied",
+            "TENANT_MISMATCH",
         )
     return caller.tenant
 

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
-from router import metrics
+from router import metrics, status
 from router.auth.access import Access, Action, Caller, Refused, current_caller
+from sllm.status import abort
 
 _ACTIONS: dict[str, Action] = {
     "/sllm.v1.Router/Generate": "generate",
@@ -20,10 +21,6 @@ _ACTIONS: dict[str, Action] = {
     "/sllm.v1.Router/RollbackPolicy": "rollback",
 }
 _OPEN_SERVICE = "/grpc.health.v1.Health/"
-_CODES = {
-    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
-    "permission_denied": grpc.StatusCode.PERMISSION_DENIED,
-}
 if TYPE_CHECKING:
     # Generic only in the type stubs.
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
@@ -36,7 +33,7 @@ else:
 
 async def _abort(context: Context, refused: Refused) -> None:
     metrics.REFUSALS.labels(refused.status.upper()).inc()
-    await context.abort(_CODES[refused.status], str(refused))
+    await abort(context, status.from_error(refused))
 
 
 def _refusing(handler: Handler, refused: Refused) -> Handler:

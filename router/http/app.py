@@ -20,6 +20,7 @@ from router.outcomes import OutcomeLogFull
 from router.pipeline import Router
 from router.policy import NoRoute
 from router.validate import check_feedback
+from sllm.status import DEFAULT_RETRY_AFTER_S
 from sllm.tracing import caller_context
 from sllm.v1 import router_pb2
 from sllm.wire import InvalidRequest
@@ -133,10 +134,13 @@ def create_app(router: Router) -> FastAPI:
                 request.request_id, request.score, request.source or "user"
             )
         except InvalidRequest as error:
-            raise errors.bad_request(str(error), str(error).split()[0]) from None
+            raise errors.bad_request(str(error), error.field) from None
         except OutcomeLogFull as error:
             raise errors.HttpError(
-                429, str(error), type="rate_limit_error", headers={"retry-after": "1"}
+                429,
+                str(error),
+                type="rate_limit_error",
+                headers=errors.retry_after(DEFAULT_RETRY_AFTER_S),
             ) from None
         if not found:
             raise errors.HttpError(

@@ -14,9 +14,7 @@ from starlette.exceptions import HTTPException
 from router import metrics
 from router.cascade import RouteFailed
 from router.policy import Failure, NoRoute
-
-# A client told to retry without a figure from the cloud waits this long.
-DEFAULT_RETRY_AFTER_S = 1
+from router.status import retry_after_s
 
 
 class ErrorDetail(BaseModel):
@@ -69,11 +67,13 @@ def unanswered(error: NoRoute | RouteFailed) -> HttpError:
     when the time ran out."""
     status, kind, code, grpc_code = _FAILURES[error.failure]
     metrics.FAILURES.labels(grpc_code).inc()
-    headers = {}
-    if status == 429:
-        wait = error.retry_after_s if isinstance(error, RouteFailed) else None
-        headers["retry-after"] = str(math.ceil(wait or DEFAULT_RETRY_AFTER_S))
+    headers = retry_after(retry_after_s(error)) if status == 429 else {}
     return HttpError(status, str(error), type=kind, code=code, headers=headers)
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    # Whole seconds: the header has no fractions.
+    return {"retry-after": str(math.ceil(seconds))}
 
 
 # Pydantic names the member of a union it tried as a part of the path: not a field.

@@ -18,6 +18,7 @@ from router.http.schema import ChatCompletionRequest, Message, SllmOptions
 from router.query import Query, RouteHint
 from router.record import RouteResult
 from router.validate import to_query
+from sllm.enums import ANSWER_FORMATS, ROUTE_HINTS
 from sllm.settings import RouterSettings
 from sllm.v1 import common_pb2, router_pb2
 from sllm.wire import InvalidRequest
@@ -26,11 +27,6 @@ MODELS: dict[str, RouteHint] = {
     "sllm-auto": "AUTO",
     "sllm-edge": "EDGE_ONLY",
     "sllm-cloud": "CLOUD_ONLY",
-}
-_HINTS: dict[RouteHint, router_pb2.RouteHint.ValueType] = {
-    "AUTO": router_pb2.ROUTE_HINT_AUTO,
-    "EDGE_ONLY": router_pb2.ROUTE_HINT_EDGE_ONLY,
-    "CLOUD_ONLY": router_pb2.ROUTE_HINT_CLOUD_ONLY,
 }
 _ROLES = {
     "system": common_pb2.ROLE_SYSTEM,
@@ -48,7 +44,6 @@ _PARAMS = {
     "local_only": "sllm.local_only",
     "tenant": "user",
     "client_request_id": "sllm.client_request_id",
-    "the": "messages",
 }
 _EXITS_AT_A_LIMIT = (common_pb2.EXIT_REASON_BUDGET, common_pb2.EXIT_REASON_LENGTH)
 _UNSENDABLE = re.compile(r"[\x00-\x1f\x7f]")
@@ -108,7 +103,7 @@ def _route_request(body: ChatCompletionRequest, sllm: SllmOptions) -> router_pb2
     ]
     request = router_pb2.RouteRequest(
         messages=messages,
-        route_hint=_HINTS[hint],
+        route_hint=ROUTE_HINTS.numbers[hint],
         local_only=bool(sllm.local_only),
         tenant=body.user or "",
         client_request_id=sllm.client_request_id or "",
@@ -123,7 +118,7 @@ def _route_request(body: ChatCompletionRequest, sllm: SllmOptions) -> router_pb2
     if sllm.cost_ceiling_usd is not None:
         request.cost_ceiling_usd = sllm.cost_ceiling_usd
     if sllm.answer_format is not None:
-        request.answer_format = common_pb2.AnswerFormat.Value(f"ANSWER_FORMAT_{sllm.answer_format}")
+        request.answer_format = ANSWER_FORMATS.numbers[sllm.answer_format]
     return request
 
 
@@ -138,8 +133,7 @@ def query(body: ChatCompletionRequest, sllm: SllmOptions, settings: RouterSettin
     try:
         return to_query(request, settings)
     except InvalidRequest as error:
-        message = str(error)
-        raise bad_request(message, _PARAMS.get(re.split(r"[\s\[.]", message)[0])) from None
+        raise bad_request(str(error), _PARAMS.get(re.split(r"[\[.]", error.field)[0])) from None
 
 
 def decision(result: RouteResult) -> dict[str, Any]:

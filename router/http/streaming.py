@@ -14,11 +14,12 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from router.cascade import Delta, Event, Reset, RouteFailed
+from router.cascade import Event, RouteFailed
 from router.http import mapping
 from router.http.errors import ErrorBody, ErrorDetail, unanswered
 from router.policy import NoRoute
 from router.record import RouteResult
+from sllm.records import Delta, Reset
 
 DONE = b"data: [DONE]\n\n"
 

@@ -19,8 +19,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from router.drain import SHUTTING_DOWN
 from router.process import RouterProcess
+from router.status import SHUTTING_DOWN
 from sllm.v1 import router_pb2, router_pb2_grpc
 from tests.fakes.model import ScriptedModel, steps
 from tests.fixtures.scripted_edge import serving_scripted_edge

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 from router.outcomes import LoggedRequest, OutcomeLog, prompt_sha256
-from router.record import BudgetSeen, DecisionRecord, RouteResult
+from router.record import DecisionRecord, RouteResult
 from sllm.chat import ChatMessage
+from sllm.records import BudgetView
 
 QUESTION = "What is the capital of France?"
 
@@ -18,7 +19,7 @@ def _entry(request_id: str) -> LoggedRequest:
         p_edge_ok=0.8,
         pre_generation_threshold=0.5,
         cascade_threshold=0.4,
-        budget=BudgetSeen(
+        budget=BudgetView(
             latency_budget_ms=1000.0,
             latency_budget_source="request",
             cost_ceiling_usd=None,
