@@ -8,6 +8,10 @@
    `router.outcome_commit_wait_s = 0` (it answers without waiting for its outcome-log row's
    commit: what that durability costs), and one calling that edge worker over gRPC; calls
    rotate so all see the same load. added = p50(router) - p50(direct).
+3. Tracing: two more routers like the first, with tracing on (spans exported over
+   OTLP/HTTP to a receiver in this process): every request sampled, and one in ten (a
+   production setting); each one's cost is the paired median of (traced - untraced) over
+   the same rounds.
 
 The last line prints the headline figures as key=value pairs.
 """
@@ -30,6 +34,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.otlp_receiver import Receiver
 from edge_worker.process import start_edge_worker
 from router.active_policy import ActivePolicy
 from router.edge_client import EdgeClient
@@ -46,7 +51,12 @@ from sllm.v1 import common_pb2, edge_pb2, edge_pb2_grpc, router_pb2, router_pb2_
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 ONE_TOKEN_QUESTION = "What is the capital of France?"
-TARGETS = {"decision_p99_ms": 0.5, "added_p50_ms": 1.0, "added_grpc_edge_p50_ms": 1.0}
+TARGETS = {
+    "decision_p99_ms": 0.5,
+    "added_p50_ms": 1.0,
+    "added_grpc_edge_p50_ms": 1.0,
+    "tracing_cost_paired_p50_ms": 0.2,
+}
 NO_COMMIT_WAIT = "SLLM_ROUTER__OUTCOME_COMMIT_WAIT_S"
 
 
@@ -251,6 +261,8 @@ async def _main(quick: bool) -> int:
         scratch = Path(tmp)
         decisions = await measure_decisions(decision_rounds, scratch)
         edge = start_edge_worker()
+        receiver = Receiver()
+        traced_env = {"SLLM_OBSERVABILITY__OTLP_ENDPOINT": receiver.url}
         try:
             with (
                 router_process(IN_PROCESS, scratch / "in-process") as in_process,
@@ -258,14 +270,28 @@ async def _main(quick: bool) -> int:
                     IN_PROCESS, scratch / "no-wait", env={NO_COMMIT_WAIT: "0"}
                 ) as unwaited,
                 router_process(edge.target, scratch / "grpc") as over_grpc,
+                router_process(IN_PROCESS, scratch / "traced", env=traced_env) as traced,
+                router_process(
+                    IN_PROCESS,
+                    scratch / "traced-10",
+                    env={**traced_env, "SLLM_OBSERVABILITY__SAMPLING_RATIO": "0.1"},
+                ) as traced_10,
             ):
-                routers = {"in_process": in_process, "no_wait": unwaited, "grpc_edge": over_grpc}
+                routers = {
+                    "in_process": in_process,
+                    "no_wait": unwaited,
+                    "grpc_edge": over_grpc,
+                    "traced": traced,
+                    "traced_10": traced_10,
+                }
                 for target in routers.values():
                     await wait_serving(target)
                 calls = await measure_added_latency(edge.target, routers, call_rounds)
         finally:
             edge.stop()
+            receiver.close()
     local, remote, no_wait = calls["in_process"], calls["grpc_edge"], calls["no_wait"]
+    traced_calls, sampled_10 = calls["traced"], calls["traced_10"]
     figures = {
         "decision_p50_ms": statistics.median(decisions.wall),
         "decision_p99_ms": percentile(decisions.wall, 0.99),
@@ -282,6 +308,15 @@ async def _main(quick: bool) -> int:
         "added_grpc_edge_paired_p50_ms": remote.added_paired_p50_ms,
         "inside_router_p50_ms": statistics.median(local.inside_router),
         "inside_router_grpc_edge_p50_ms": statistics.median(remote.inside_router),
+        "tracing_cost_p50_ms": statistics.median(traced_calls.routed)
+        - statistics.median(local.routed),
+        "tracing_cost_paired_p50_ms": statistics.median(
+            t - u for t, u in zip(traced_calls.routed, local.routed, strict=True)
+        ),
+        "tracing_10pct_cost_paired_p50_ms": statistics.median(
+            t - u for t, u in zip(sampled_10.routed, local.routed, strict=True)
+        ),
+        "spans_exported": float(receiver.span_count()),
     }
     figures["decision_over_scorer_p50"] = figures["decision_p50_ms"] / figures["scorer_p50_ms"]
     print(f"decision overhead ({len(decisions.wall)} decisions in-process, default policy):")
@@ -304,6 +339,8 @@ async def _main(quick: bool) -> int:
         ("in_process", "router, edge in its process"),
         ("no_wait", "  the same, no commit wait"),
         ("grpc_edge", "router, edge over gRPC"),
+        ("traced", "router, edge in process, traced"),
+        ("traced_10", "  the same, 1 in 10 traced"),
     ):
         one = calls[name]
         print(
@@ -311,6 +348,13 @@ async def _main(quick: bool) -> int:
             f"{one.added_p50_ms:.2f} ms (paired {one.added_paired_p50_ms:.2f}; router's "
             f"own work around the edge call {statistics.median(one.inside_router):.2f})"
         )
+    print(
+        f"tracing on (all sampled, OTLP/HTTP to a receiver here): "
+        f"{figures['tracing_cost_paired_p50_ms']:+.3f} ms a request (paired p50; unpaired "
+        f"{figures['tracing_cost_p50_ms']:+.3f}); one in ten sampled: "
+        f"{figures['tracing_10pct_cost_paired_p50_ms']:+.3f} ms; {receiver.span_count()} "
+        "spans received"
+    )
     print_verdicts(figures, TARGETS)
     return 0
 

@@ -207,13 +207,15 @@ class Router:
         Raises `policy.NoRoute` or `cascade.RouteFailed` when no tier can answer.
         The query holds its estimated cloud cost against its tenant's budget from the
         decision to the result, so queries running at once cannot overspend it.
-        `trace_context`: the caller's trace (the HTTP door's `traceparent`); None: the
-        current one (gRPC's server span)."""
+        `trace_context`: the caller's trace (its `traceparent`, from gRPC metadata or
+        HTTP headers); None: the current one."""
         hold = await self.spend.hold(query.tenant, self._cloud_cost(query))
         tracer = self.tracing.tracer
+        # The request's server span: its parent is the caller's span, over either door.
         span = tracer.start_span(
             spans.ROUTE,
             context=trace_context if trace_context is not None else current_context(),
+            kind=trace.SpanKind.SERVER,
         )
         cascade: Cascade | None = None
         settled = False

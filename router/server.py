@@ -155,10 +155,7 @@ class RouterServer:
     ) -> None:
         self.router = router
         self.http = None if http_port is None else HttpDoor(router, host=host, port=http_port)
-        # The trace first: a call refused at the token check is traced too.
-        self._server = grpc.aio.server(
-            interceptors=[*router.tracing.grpc_server_interceptors(), TokenCheck(router.access)]
-        )
+        self._server = grpc.aio.server(interceptors=[TokenCheck(router.access)])
         self._drain = Drain()
         self._server.add_generic_rpc_handlers((_handlers(RouterServicer(router), self._drain),))
         # grpc-stubs does not describe the asyncio health servicer.

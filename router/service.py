@@ -7,6 +7,7 @@ from typing import Any, NoReturn, TypeAlias
 
 import grpc
 from google.rpc import status_pb2
+from opentelemetry import context as otel_context
 
 from router import metrics, status, wire
 from router.active_policy import NoEarlierPolicy
@@ -17,6 +18,7 @@ from router.policy import NoRoute
 from router.query import Query
 from router.validate import check_feedback, to_query
 from sllm.status import abort, code_of
+from sllm.tracing import caller_context
 from sllm.v1 import router_pb2, router_pb2_grpc
 from sllm.wire import InvalidRequest
 
@@ -32,6 +34,14 @@ async def _query(
         return to_query(request, router.settings)
     except InvalidRequest as error:
         await _abort(context, status.from_error(error))
+
+
+def _caller(router: Router, context: Context) -> otel_context.Context | None:
+    """The caller's trace from its metadata. Read here rather than by the gRPC
+    instrumentation's interceptor, which costs every call (traced or not) about 0.2 ms."""
+    if not router.tracing.enabled:
+        return None
+    return caller_context(tuple(context.invocation_metadata() or ()))
 
 
 async def _abort(context: Context, proto: status_pb2.Status) -> NoReturn:
@@ -50,7 +60,11 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     ) -> router_pb2.RouteResponse:
         query = await _query(request, self._router, context)
         try:
-            result = await self._router.generate(query, grpc_remaining_s=context.time_remaining())
+            result = await self._router.generate(
+                query,
+                grpc_remaining_s=context.time_remaining(),
+                trace_context=_caller(self._router, context),
+            )
         except (NoRoute, RouteFailed) as error:
             await _abort(context, status.from_error(error))
         return wire.response(result)
@@ -61,7 +75,9 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         query = await _query(request, self._router, context)
         try:
             async for event in self._router.stream(
-                query, grpc_remaining_s=context.time_remaining()
+                query,
+                grpc_remaining_s=context.time_remaining(),
+                trace_context=_caller(self._router, context),
             ):
                 yield wire.event(event)
         except (NoRoute, RouteFailed) as error:

@@ -2,10 +2,9 @@
 
     sllm.route                the whole request (route, reason, request_id)
     ├── sllm.decide           scorer, budget and policy
-    ├── sllm.edge             the edge call (exit reason, tokens, confidence)
-    │   ├── sllm.edge.queue   } placed from the worker's own timings, back from the
-    │   ├── sllm.edge.prefill } moment its summary arrived: one clock, the worker's,
-    │   └── sllm.edge.decode  } whichever process it runs in
+    ├── sllm.edge             the edge call (exit reason, tokens, confidence, queue time)
+    │   ├── sllm.edge.prefill } placed from the worker's own timings, back from the moment
+    │   └── sllm.edge.decode  } its summary arrived: whichever process the worker runs in
     ├── sllm.cloud            the cloud call (cloud_adapter: attempts, retries, breaker)
     └── sllm.outcome_log      the outcome row written and, within the wait, committed
 
@@ -93,6 +92,8 @@ def edge_answered(tracer: trace.Tracer, span: trace.Span, answer: EdgeAnswer) ->
             "sllm.edge.mean_logprob": signals.mean_logprob,
             "sllm.edge.answer_found": signals.answer_found,
             "sllm.edge.model": summary.model,
+            # An attribute, not a span: each span costs the request about 10 us.
+            "sllm.edge.queue_ms": summary.timings.queue_ms,
         }
     )
     timings = summary.timings
@@ -101,7 +102,6 @@ def edge_answered(tracer: trace.Tracer, span: trace.Span, answer: EdgeAnswer) ->
     phases: tuple[tuple[str, float, dict[str, int]], ...] = (
         ("sllm.edge.decode", timings.decode_ms, {"sllm.edge.tokens": summary.completion_tokens}),
         ("sllm.edge.prefill", timings.prefill_ms, {"sllm.edge.tokens": summary.prompt_tokens}),
-        ("sllm.edge.queue", timings.queue_ms, {}),
     )
     for name, ms, attributes in phases:
         start_ns = end_ns - int(ms * 1_000_000)

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from structlog.typing import EventDict, WrappedLogger
 
 from sllm.settings import ObservabilitySettings
@@ -60,8 +60,10 @@ class Tracing:
     ) -> Tracing:
         """Spans of `service` go to `exporter`. `batch=False`: each span is exported as it
         ends, on the caller's thread (a test's in-memory exporter, read at once)."""
+        # Every trace recorded: no ratio to compute per request.
+        root = ALWAYS_ON if sampling_ratio >= 1.0 else TraceIdRatioBased(sampling_ratio)
         provider = TracerProvider(
-            sampler=ParentBased(TraceIdRatioBased(sampling_ratio)),
+            sampler=ParentBased(root),
             resource=Resource.create({"service.name": service, "service.version": _VERSION}),
         )
         processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)

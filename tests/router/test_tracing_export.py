@@ -1,20 +1,19 @@
 """Spans leave over real OTLP/HTTP, as settings ask (`observability.otlp_endpoint`), to a
-receiver started here: an HTTP server on 127.0.0.1 that decodes what it is sent with the
-OTLP protobuf messages, as a collector would. Nothing is faked between the router's
-exporter and that receiver; the edge is scripted in the first test (its branch does not
-matter) and a real worker process in the second (slow tier), whose spans join the trace.
+receiver started here (bench/otlp_receiver.py: an HTTP server on 127.0.0.1 that decodes
+what it is sent with the OTLP protobuf messages, as a collector would). Nothing is faked
+between the router's exporter and that receiver; the edge is scripted in the first test
+(its branch does not matter) and a real worker process in the second (slow tier), whose
+spans join the trace.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from bench.otlp_receiver import Receiver
 from edge_worker.process import EdgeWorkerProcess
 from sllm.settings import ObservabilitySettings
 from sllm.tracing import start_tracing
@@ -22,54 +21,6 @@ from tests.fakes.edge import ScriptedEdge
 from tests.fixtures.router import RouterFactory, closed_cloud
 from tests.router.requests import ask, route_name
 from tests.router.test_tracing import CALLER_SPAN, CALLER_TRACE, TRACEPARENT
-
-
-class Receiver:
-    """An OTLP/HTTP traces endpoint: what arrived, per service, span by span."""
-
-    def __init__(self) -> None:
-        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
-        self.content_types: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                message = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-                receiver.requests.append(message)
-                receiver.content_types.append(self.headers["Content-Type"])
-                reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200 if self.path == "/v1/traces" else 404)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1/traces"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def spans(self, service: str) -> list[trace_pb2.Span]:
-        found = []
-        for request in self.requests:
-            for resource_spans in request.resource_spans:
-                names = {
-                    a.value.string_value
-                    for a in resource_spans.resource.attributes
-                    if a.key == "service.name"
-                }
-                if service in names:
-                    for scope_spans in resource_spans.scope_spans:
-                        found.extend(scope_spans.spans)
-        return found
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture
@@ -91,9 +42,9 @@ async def test_spans_reach_an_otlp_receiver_as_the_settings_ask(
     # Spans go out in batches; stopping the router sends what is left.
     await router.server.stop(grace_s=0)
     spans = {span.name: span for span in receiver.spans("sllm-router")}
-    assert {"/sllm.v1.Router/Generate", "sllm.route", "sllm.decide", "sllm.edge"} <= set(spans)
+    assert {"sllm.route", "sllm.decide", "sllm.edge"} <= set(spans)
     assert {span.trace_id.hex() for span in spans.values()} == {CALLER_TRACE}
-    assert spans["/sllm.v1.Router/Generate"].parent_span_id.hex() == CALLER_SPAN
+    assert spans["sllm.route"].parent_span_id.hex() == CALLER_SPAN
     route = {a.key: a.value for a in spans["sllm.route"].attributes}
     assert route["sllm.request_id"].string_value == response.request_id
     assert set(receiver.content_types) == {"application/x-protobuf"}
