@@ -17,6 +17,9 @@ def reason(
     cloud_error: str = "",
 ) -> str:
     parts = [f"{plan.why}, so {_TIER[plan.first]} went first"]
+    if plan.mode_why and route != "CLOUD":
+        mode = "step by step" if plan.reasoning_mode == "STEP_BY_STEP" else "directly"
+        parts.append(f"the edge answered {mode}: {plan.mode_why}")
     if plan.first == "EDGE" and plan.cloud_blocker is None and verdict is None and edge_error:
         parts.append(f"the edge failed ({edge_error}), so the cloud answered")
     if verdict is not None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from google.protobuf.json_format import ParseDict
 
@@ -38,6 +38,7 @@ def to_outcome_row(row: Mapping[str, Any]) -> OutcomeRow:
         edge_signals=_signals(summary),
         edge_latency_ms=decision["timings"]["edge_ms"] if summary else None,
         edge_completion_tokens=int(summary.get("completionTokens", 0)) if summary else None,
+        reasoning_mode=_mode(row.get("reasoning_mode")),
         cloud_model=row["cloud_model"] or "",
         cloud_answer=row["feedback_cloud_text"] if shadow else row["cloud_text"],
         cloud_score=None if edge_answered else score,
@@ -48,6 +49,11 @@ def to_outcome_row(row: Mapping[str, Any]) -> OutcomeRow:
         weight=row["feedback_weight"] if score is not None else 1.0,
         created_at=datetime.fromtimestamp(row["created_at"], UTC).isoformat(),
     )
+
+
+def _mode(logged: object) -> Literal["", "DIRECT", "STEP_BY_STEP"]:
+    """The edge's mode of an edge-answered row; "" for the cloud's answers."""
+    return logged if logged in ("DIRECT", "STEP_BY_STEP") else ""
 
 
 def _label_source(feedback_source: str) -> str:

@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -41,6 +41,9 @@ class OutcomeRow(BaseModel):
     edge_signals: EdgeSignals | None = None
     edge_latency_ms: float | None = Field(default=None, ge=0.0)
     edge_completion_tokens: int | None = Field(default=None, ge=0)
+    # How the edge answered: DIRECT or STEP_BY_STEP; empty when unknown. A table with rows
+    # of both modes teaches the policy which one to use (docs/learning.md).
+    reasoning_mode: Literal["", "DIRECT", "STEP_BY_STEP"] = ""
     cloud_model: str = ""
     cloud_answer: str | None = None
     cloud_score: float | None = Field(default=None, ge=0.0, le=1.0)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 import structlog
 from opentelemetry import trace
@@ -74,9 +75,12 @@ class Router:
         edge_latency: EdgeLatency,
         cloud_latency: CloudLatency,
         tracing: Tracing | None = None,
+        draw: Callable[[], float] = random.random,
     ) -> None:
-        """`tracing`: where this router's spans go (sllm/tracing.py); None: nowhere."""
+        """`tracing`: where this router's spans go (sllm/tracing.py); None: nowhere.
+        `draw`: uniform in [0, 1), for the mode exploration's draws (a test fixes them)."""
         self.settings = settings
+        self.draw = draw
         self.tracing = tracing or Tracing.off()
         self.edge = edge
         self.cloud = cloud
@@ -100,6 +104,10 @@ class Router:
     @property
     def cloud_available(self) -> bool:
         return self.cloud is not None and self.cloud.breaker_state != "open"
+
+    def _explore_mode(self) -> bool:
+        rate = self.settings.mode_exploration
+        return rate > 0 and self.draw() < rate
 
     def _cloud_cost(self, query: Query) -> float:
         """The cloud's estimated cost for the query; 0 without a cloud."""
@@ -129,7 +137,7 @@ class Router:
             self.settings.default_latency_budget_ms,
             reply_margin_ms=self.settings.reply_margin_ms,
         )
-        p_edge_ok = policy.p_edge_ok(query.text)
+        p_edge_ok, p_edge_ok_step_by_step = policy.p_edge_ok_by_mode(query.text)
         pii_kinds = self.pii.kinds(m.content for m in query.messages)
         edge_only = self.settings.pii.policy_for(query.tenant) == "edge_only"
         prompt_tokens = estimate_prompt_tokens(query.messages)
@@ -153,10 +161,13 @@ class Router:
             pii_kept_local=pii_kinds if edge_only else (),
             reply_margin_ms=self.settings.reply_margin_ms,
             overhead_ms=self.overhead.reserve_ms(),
+            p_edge_ok_step_by_step=p_edge_ok_step_by_step,
+            step_by_step_margin=policy.mode_margin,
+            explore_mode=self._explore_mode(),
         )
         plan = decide.plan(query, situation)
         record = DecisionRecord(
-            p_edge_ok=p_edge_ok,
+            p_edge_ok=plan.p_edge_ok,
             pre_generation_threshold=policy.pre_generation_threshold,
             cascade_threshold=policy.cascade_threshold,
             budget=BudgetView(

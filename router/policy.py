@@ -78,6 +78,14 @@ class Situation:
     # The router's own time in a request (deciding, dispatching, replying), as measured:
     # the tiers get the rest of `remaining_ms`.
     overhead_ms: float = 0.0
+    # The policy's learned p_edge_ok were the edge to reason step by step (`p_edge_ok` is
+    # then the direct answer's); None: no mode model, the answer format decides.
+    p_edge_ok_step_by_step: float | None = None
+    # Step by step only where it expects more than direct by this (the mode model's).
+    step_by_step_margin: float = 0.0
+    # Exploration drew this query: the edge answers in the mode not chosen, when both fit,
+    # so the outcome log holds both modes' outcomes to learn from.
+    explore_mode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +102,13 @@ class Plan:
     why: str
     # Why the cloud may not be used, when it may not.
     cloud_blocker: str | None
+    # The p_edge_ok the tier was chosen with: the better mode's, with a mode model.
+    p_edge_ok: float
     # The policy wanted the cloud first, but the cloud is down: the edge answers instead.
     degraded: bool = False
+    # Why the edge reasons as it does, when a mode model or exploration chose it; empty
+    # when the answer format did (the rule without a mode model).
+    mode_why: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +199,53 @@ def _no_route(query: Query, s: Situation, no_edge: str, no_cloud: str) -> NoRout
     )
 
 
-def _edge_shape(query: Query, s: Situation, time_ms: float) -> tuple[ReasoningMode, int]:
-    """STEP_BY_STEP when it is worth it for the format and its token cap fits the time."""
-    if s.step_by_step_worth and s.edge.ms(query.max_tokens) <= time_ms:
-        return "STEP_BY_STEP", query.max_tokens
+@dataclass(frozen=True, slots=True)
+class EdgeShape:
+    mode: ReasoningMode
+    max_tokens: int
+    why: str = ""
+
+
+def _mode_wanted(s: Situation) -> tuple[bool, str]:
+    """Whether step by step is wanted, and why when a mode model decided it."""
+    p_step = s.p_edge_ok_step_by_step
+    if p_step is None:
+        return s.step_by_step_worth, ""
+    better = p_step > s.p_edge_ok + s.step_by_step_margin
+    margin = f" + margin {s.step_by_step_margin:.2f}" if s.step_by_step_margin else ""
+    return better, (
+        f"p_edge_ok step by step {p_step:.2f} "
+        f"{'is above' if better else 'is not above'} {s.p_edge_ok:.2f} direct{margin}"
+    )
+
+
+def _edge_shape(query: Query, s: Situation, time_ms: float) -> EdgeShape:
+    """How the edge answers: step by step when that is wanted (the mode model's expected
+    outcome, else the answer format) and its token cap fits the time; else directly, with
+    the tokens that fit. Exploration answers the other way when both fit."""
+    step_fits = s.edge.ms(query.max_tokens) <= time_ms
+    step, why = _mode_wanted(s)
+    if s.explore_mode and step_fits:
+        step = not step
+        why = f"exploring the mode not chosen ({why or 'the answer format rule'})"
+    elif step and not step_fits and why:
+        why += (
+            f", but {query.max_tokens} tokens step by step need about "
+            f"{s.edge.ms(query.max_tokens):.0f} ms and {time_ms:.0f} ms remain"
+        )
+    if step and step_fits:
+        return EdgeShape("STEP_BY_STEP", query.max_tokens, why)
     cap = min(s.direct_max_tokens, query.max_tokens, s.edge.tokens_within(time_ms))
-    return "DIRECT", max(1, cap)
+    return EdgeShape("DIRECT", max(1, cap), why)
+
+
+def expected_p_edge_ok(query: Query, s: Situation) -> float:
+    """The edge's p_edge_ok in the better mode it has the time for: with a mode model,
+    step by step counts when its tokens fit the time left (the cloud's kept time aside)."""
+    p_step = s.p_edge_ok_step_by_step
+    if p_step is None or s.edge.ms(query.max_tokens) > s.remaining_ms:
+        return s.p_edge_ok
+    return p_step if p_step > s.p_edge_ok + s.step_by_step_margin else s.p_edge_ok
 
 
 def plan(query: Query, s: Situation) -> Plan:
@@ -202,57 +256,62 @@ def plan(query: Query, s: Situation) -> Plan:
     no_edge = _edge_blocker(query, s)
     if no_cloud is not None and no_edge is not None:
         raise _no_route(query, s, no_edge, no_cloud)
-    below = s.p_edge_ok < s.pre_generation_threshold
+    p_edge_ok = expected_p_edge_ok(query, s)
+    below = p_edge_ok < s.pre_generation_threshold
     if no_edge is not None or (below and no_cloud is None):
         why = no_edge or (
-            f"p_edge_ok {s.p_edge_ok:.2f} is below the pre-generation threshold "
+            f"p_edge_ok {p_edge_ok:.2f} is below the pre-generation threshold "
             f"{s.pre_generation_threshold:.2f}"
         )
-        mode, cap = _edge_shape(query, s, s.remaining_ms)
+        shape = _edge_shape(query, s, s.remaining_ms)
         cloud_time = s.remaining_ms
         # A cloud that fails late (hangs, stalls) must leave the edge time to answer in
         # its place: keep the time of an edge answer that fits beside the cloud's estimate.
         if no_edge is None and s.edge.ms(1) <= s.remaining_ms - s.est_cloud_ms:
-            mode, cap = _edge_shape(query, s, s.remaining_ms - s.est_cloud_ms)
-            cloud_time = s.remaining_ms - s.edge.ms(cap)
+            shape = _edge_shape(query, s, s.remaining_ms - s.est_cloud_ms)
+            cloud_time = s.remaining_ms - s.edge.ms(shape.max_tokens)
         return Plan(
             first="CLOUD",
             other_tier_allowed=no_edge is None,
-            reasoning_mode=mode,
-            edge_max_tokens=cap,
+            reasoning_mode=shape.mode,
+            edge_max_tokens=shape.max_tokens,
             edge_time_budget_ms=s.remaining_ms,
             cloud_time_budget_ms=cloud_time,
             why=why,
             cloud_blocker=None,
+            p_edge_ok=p_edge_ok,
+            mode_why=shape.why,
         )
     # Keep time for an escalation when the edge can still answer in what is left.
     edge_time = s.remaining_ms
     kept = s.remaining_ms - s.est_cloud_ms - 2 * EDGE_GRACE_MS
     if no_cloud is None and s.edge.ms(1) <= kept:
         edge_time = kept
-    mode, cap = _edge_shape(query, s, edge_time)
+    shape = _edge_shape(query, s, edge_time)
     degraded = below and cloud_down_only(query, s)
     if degraded:
         why = (
-            f"p_edge_ok {s.p_edge_ok:.2f} is below the pre-generation threshold "
+            f"p_edge_ok {p_edge_ok:.2f} is below the pre-generation threshold "
             f"{s.pre_generation_threshold:.2f}, but {no_cloud}"
         )
     else:
         why = no_cloud or (
-            f"p_edge_ok {s.p_edge_ok:.2f} meets the pre-generation threshold "
+            f"p_edge_ok {p_edge_ok:.2f} meets the pre-generation threshold "
             f"{s.pre_generation_threshold:.2f}"
         )
     return Plan(
         first="EDGE",
         other_tier_allowed=no_cloud is None,
-        reasoning_mode=mode,
-        edge_max_tokens=cap,
+        reasoning_mode=shape.mode,
+        edge_max_tokens=shape.max_tokens,
         # The edge reads its deadline before each token, so one token may end past it.
         edge_time_budget_ms=max(s.edge.ms(1), edge_time - s.edge.ms_per_token),
         cloud_time_budget_ms=s.remaining_ms,
         why=why,
         cloud_blocker=no_cloud,
+        p_edge_ok=p_edge_ok,
         degraded=degraded,
+        mode_why=shape.why,
     )
 
 

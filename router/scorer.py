@@ -3,7 +3,8 @@
 A policy directory (written by `sllm learn`, format in docs/learning.md) holds
 policy.json (thresholds, model files, training-data hash, validation metrics),
 scorer.onnx (query text, or its sentence embedding, -> p_edge_ok, used before
-generation) and optionally cascade.onnx (query, edge answer and signals -> p_edge_ok,
+generation), optionally scorer_step_by_step.onnx (the same, were the edge to reason step
+by step: the mode model) and cascade.onnx (query, edge answer and signals -> p_edge_ok,
 used after the edge answered).
 `Policy.load` checks all of it up front, so a bad directory fails there with a message
 that says what is wrong, never in the middle of a request.
@@ -53,6 +54,12 @@ class CascadeFile(ScorerFile):
     signals: tuple[str, ...] = ()
 
 
+class ModeFile(ScorerFile):
+    # Step by step only where its p_edge_ok exceeds the direct one's by more than this
+    # (1.0: never), chosen by the learner.
+    margin: float = Field(default=0.0, ge=-1.0, le=1.0)
+
+
 class EmbeddingSpec(BaseModel):
     """The sentence embedding a difficulty model reads instead of the query's text."""
 
@@ -78,6 +85,9 @@ class PolicyManifest(BaseModel):
     pre_generation_threshold: float = Field(ge=0.0, le=1.0)
     cascade_threshold: float = Field(ge=0.0, le=1.0)
     scorer: DifficultyFile
+    # The mode model: p_edge_ok were the edge to reason step by step (`scorer` is then the
+    # direct answer's); it reads what `scorer` reads. None: the answer format decides.
+    step_by_step: ModeFile | None = None
     cascade: CascadeFile | None = None
     training_data_sha256: str = ""
     validation: dict[str, Any] = Field(default_factory=dict)
@@ -162,11 +172,13 @@ class Policy:
         manifest: PolicyManifest,
         scorer: ort.InferenceSession,
         cascade: ort.InferenceSession | None,
+        step_by_step: ort.InferenceSession | None = None,
     ) -> None:
         self.directory = directory
         self.manifest = manifest
         self._scorer = scorer
         self._cascade = cascade
+        self._step_by_step = step_by_step
         self._encoder = _encoder(directory, manifest.scorer.embedding)
         self.loaded_at = time.time()
 
@@ -203,12 +215,13 @@ class Policy:
         except ValidationError as error:
             raise PolicyError(f"{directory / MANIFEST}: invalid: {error}") from error
         scorer_input = "text" if manifest.scorer.embedding is None else "embedding"
-        scorer = _session(
-            directory,
-            handle,
-            manifest.scorer.file,
-            {scorer_input: "tensor(string)" if scorer_input == "text" else "tensor(float)"},
-        )
+        scorer_inputs = {
+            scorer_input: "tensor(string)" if scorer_input == "text" else "tensor(float)"
+        }
+        scorer = _session(directory, handle, manifest.scorer.file, scorer_inputs)
+        step_by_step = None
+        if manifest.step_by_step is not None:
+            step_by_step = _session(directory, handle, manifest.step_by_step.file, scorer_inputs)
         cascade = None
         if manifest.cascade is not None:
             unknown = unknown_signals(manifest.cascade.signals)
@@ -218,7 +231,7 @@ class Policy:
             if manifest.cascade.signals:
                 expected["signals"] = "tensor(float)"
             cascade = _session(directory, handle, manifest.cascade.file, expected)
-        policy = cls(directory, manifest, scorer, cascade)
+        policy = cls(directory, manifest, scorer, cascade, step_by_step)
         policy.p_edge_ok("")  # a model that loads but cannot score fails here, not later
         return policy
 
@@ -256,6 +269,24 @@ class Policy:
         (scores,) = self._scorer.run([OUTPUT], self._difficulty_feeds([query_text]))
         return float(scores[0])
 
+    @property
+    def has_mode_model(self) -> bool:
+        return self._step_by_step is not None
+
+    @property
+    def mode_margin(self) -> float:
+        return 0.0 if self.manifest.step_by_step is None else self.manifest.step_by_step.margin
+
+    def p_edge_ok_by_mode(self, query_text: str) -> tuple[float, float | None]:
+        """`p_edge_ok` of the direct answer and, with a mode model, of a step-by-step one
+        (None without); the query is read (or embedded) once for both."""
+        feeds = self._difficulty_feeds([query_text])
+        (direct,) = self._scorer.run([OUTPUT], feeds)
+        if self._step_by_step is None:
+            return float(direct[0]), None
+        (step,) = self._step_by_step.run([OUTPUT], feeds)
+        return float(direct[0]), float(step[0])
+
     def p_edge_ok_after(self, query_text: str, answer: str, signals: EdgeSignals) -> float:
         """After the edge answered. Without a cascade model, the edge's own confidence."""
         if self._cascade is None:
@@ -269,11 +300,17 @@ class Policy:
         (scores,) = self._cascade.run([OUTPUT], feeds)
         return float(scores[0])
 
-    def p_edge_ok_many(self, queries: Sequence[str]) -> npt.NDArray[np.float32]:
-        """`p_edge_ok` for many queries in one run (evaluation, learning)."""
+    def p_edge_ok_many(
+        self, queries: Sequence[str], *, step_by_step: bool = False
+    ) -> npt.NDArray[np.float32]:
+        """`p_edge_ok` for many queries in one run (evaluation, learning); `step_by_step`:
+        the mode model's (the policy must have one)."""
+        session = self._step_by_step if step_by_step else self._scorer
+        if session is None:
+            raise PolicyError(f"{self.directory}: the policy has no mode model")
         if not queries:
             return np.zeros(0, dtype=np.float32)
-        (scores,) = self._scorer.run([OUTPUT], self._difficulty_feeds(queries))
+        (scores,) = session.run([OUTPUT], self._difficulty_feeds(queries))
         return np.asarray(scores, dtype=np.float32)
 
     def p_edge_ok_after_many(

@@ -271,6 +271,10 @@ class RouterSettings(BaseModel):
     # edge also goes to the cloud in the background, when the budget allows, and a judge
     # labels the edge's answer against the cloud's. 0: off.
     shadow_probability: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Mode exploration: this share of the edge's answers use the reasoning mode not
+    # chosen (when both fit the time), so the outcome log holds both modes' outcomes for
+    # `sllm learn` to learn the mode model from (docs/learning.md). 0: never.
+    mode_exploration: float = Field(default=0.0, ge=0.0, le=0.5)
     # Shadow calls running at once; beyond it a drawn query is not explored (counted).
     shadow_max_in_flight: int = Field(default=4, ge=1)
     shadow_timeout_s: float = Field(default=60.0, gt=0)

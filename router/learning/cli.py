@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sllm.cli import SubParsers
+from sllm.enums import ReasoningMode
+
+_MODES: dict[str, tuple[ReasoningMode, ...]] = {
+    "DIRECT": ("DIRECT",),
+    "STEP_BY_STEP": ("STEP_BY_STEP",),
+    "both": ("DIRECT", "STEP_BY_STEP"),
+}
 
 if TYPE_CHECKING:
     from router.learning.thresholds import Target
@@ -112,7 +119,7 @@ def _collect(args: argparse.Namespace) -> int:
             collect(
                 questions,
                 edge_target=target,
-                reasoning_mode=args.reasoning,
+                reasoning_modes=_MODES[args.reasoning],
                 max_tokens=args.max_tokens,
                 progress=not args.quiet,
                 on_row=append,
@@ -342,7 +349,13 @@ def register(sub: SubParsers, *, outcomes: SubParsers) -> None:
     )
     collect.add_argument("--per-task", type=int, default=100, metavar="N")
     collect.add_argument("--seed", type=int, default=0)
-    collect.add_argument("--reasoning", choices=["DIRECT", "STEP_BY_STEP"], default="DIRECT")
+    collect.add_argument(
+        "--reasoning",
+        choices=list(_MODES),
+        default="DIRECT",
+        help="how the edge answers; both: each question twice, a row per mode (ids end in "
+        "@DIRECT, @STEP_BY_STEP), from which sllm learn learns which mode to use",
+    )
     collect.add_argument("--max-tokens", type=int, default=64)
     collect.add_argument("--out", required=True, metavar="TABLE")
     collect.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -31,11 +31,14 @@ class Collected:
     failures: int
 
 
-def _row(question: Question, answer: EdgeAnswer, model: str) -> OutcomeRow:
+def _row(
+    question: Question, answer: EdgeAnswer, model: str, mode: ReasoningMode, *, tagged: bool
+) -> OutcomeRow:
     summary = answer.summary
     predicted = summary.final_answer if summary.answer_found else None
     return OutcomeRow(
-        id=question.id,
+        # Both modes of one question in one table: each row's id names its mode.
+        id=f"{question.id}@{mode}" if tagged else question.id,
         prompt=question.prompt,
         source="edge-run",
         task=question.task,
@@ -46,6 +49,7 @@ def _row(question: Question, answer: EdgeAnswer, model: str) -> OutcomeRow:
         edge_signals=EdgeSignals.from_summary(summary),
         edge_latency_ms=summary.timings.total_ms,
         edge_completion_tokens=summary.completion_tokens,
+        reasoning_mode=mode,
         label_source="judge:gold",
         created_at=datetime.now(UTC).isoformat(),
     )
@@ -62,25 +66,26 @@ async def collect(
     questions: Sequence[Question],
     *,
     edge_target: str,
-    reasoning_mode: ReasoningMode = "DIRECT",
+    reasoning_modes: Sequence[ReasoningMode] = ("DIRECT",),
     max_tokens: int = 64,
     timeout_s: float = 120.0,
     progress: bool = False,
     on_row: Callable[[OutcomeRow], None] | None = None,
 ) -> Collected:
-    """Asks the edge each question, one at a time (the edge serves one generation at a
-    time anyway), and judges its answer. A question the edge fails on is logged and left
-    out. `on_row` sees each row as soon as it is judged (a long run keeps what it did
-    when interrupted)."""
+    """Asks the edge each question in each of `reasoning_modes`, one at a time (the edge
+    serves one generation at a time anyway), and judges its answer. A question the edge
+    fails on is logged and left out. `on_row` sees each row as soon as it is judged (a
+    long run keeps what it did when interrupted)."""
     client = EdgeClient(edge_target)
     rows: list[OutcomeRow] = []
     failures = 0
     try:
         info = await client.info()
-        for question in tqdm(questions, desc="edge answers", unit="q", disable=not progress):
+        asks = [(question, mode) for question in questions for mode in reasoning_modes]
+        for question, mode in tqdm(asks, desc="edge answers", unit="q", disable=not progress):
             call = EdgeCall(
                 messages=[ChatMessage("user", question.prompt)],
-                reasoning_mode=reasoning_mode,
+                reasoning_mode=mode,
                 max_tokens=max_tokens,
                 time_budget_ms=int(timeout_s * 1000),
                 answer_format=cast(QueryAnswerFormat, question.answer_format.value),
@@ -90,9 +95,11 @@ async def collect(
                 answer = await _ask(client, call, timeout_s)
             except EdgeError as error:
                 failures += 1
-                log.warning("collect.edge_failed", question=question.id, error=str(error))
+                log.warning(
+                    "collect.edge_failed", question=question.id, mode=mode, error=str(error)
+                )
                 continue
-            row = _row(question, answer, info.model)
+            row = _row(question, answer, info.model, mode, tagged=len(reasoning_modes) > 1)
             rows.append(row)
             if on_row is not None:
                 on_row(row)

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from router.embedding.encoder import MAX_TOKENS, shared_encoder
 from router.embedding.encoder import MODEL as EMBEDDING_MODEL
-from router.learning import metrics
+from router.learning import metrics, modes
 from router.learning.grouped import Index, NoGroups, OutOfGroup, cross_fit, group_of
 from router.learning.knn import KnnScorer
 from router.learning.model import Inputs, LinearScorer, reads_words
@@ -45,6 +45,7 @@ from router.learning.thresholds import CONFIDENCE, Operating, Scored, Target, ch
 from router.outcome_table import OutcomeRow
 from router.scorer import MANIFEST, Policy
 from router.signals import EDGE_SIGNAL_NAMES, TEXT_SIGNAL_NAMES, signal_vector, unknown_signals
+from sllm.settings import RouterSettings
 
 log = structlog.get_logger("router.learning")
 
@@ -207,6 +208,118 @@ def _check_classes(labels: npt.NDArray[np.bool_], what: str, advice: str = "") -
         )
 
 
+def fit_difficulty(train: Labelled, embed: Embed | None) -> LinearScorer | KnnScorer:
+    """A difficulty model (query -> p_edge_ok) of the rows: TF-IDF words, or with `embed`
+    the nearest neighbours in a sentence embedding."""
+    prompts = [row.prompt for row in train.rows]
+    if embed is None:
+        return LinearScorer().fit(Inputs(text=prompts), train.acceptable, train.weights)
+    return KnnScorer.fit(embed(prompts), train.acceptable, train.weights)
+
+
+def predict_difficulty(
+    model: LinearScorer | KnnScorer, prompts: Sequence[str], embed: Embed | None
+) -> FloatArray:
+    if isinstance(model, KnnScorer):
+        assert embed is not None
+        return model.predict(embed(prompts))
+    return model.predict(Inputs(text=prompts))
+
+
+@dataclass(frozen=True)
+class ModeModel:
+    """The difficulty model of step-by-step answers (the mode model), and how choosing
+    the mode with it did on held-out questions answered in both modes."""
+
+    step_by_step: LinearScorer | KnnScorer
+    # Step by step only where its p_edge_ok exceeds the direct one's by more than this.
+    margin: float
+    validation: dict[str, Any]
+
+
+def fit_mode_model(
+    direct: Labelled, step_rows: Sequence[OutcomeRow], share: float, embed: Embed | None
+) -> tuple[ModeModel | None, list[str]]:
+    """The mode model from the table's step-by-step rows, fitted and validated on
+    questions split by their prompt (modes.py); None, with a note saying why, when the
+    rows cannot give one."""
+    if not step_rows:
+        return None, []
+    step = Labelled.of(step_rows)
+    side_direct = modes.held_out_questions(direct.rows, share)
+    side_step = modes.held_out_questions(step.rows, share)
+    train_direct = direct.subset(np.flatnonzero(~side_direct))
+    train_step = step.subset(np.flatnonzero(~side_step))
+    try:
+        _check_classes(
+            train_step.acceptable,
+            f"the training part of the {len(step.rows)} step-by-step rows",
+        )
+        _check_classes(train_direct.acceptable, "the training part of the direct rows")
+    except LearningError as reason:
+        return None, [f"no mode model ({reason}): the answer format decides the mode"]
+    model = fit_difficulty(train_step, embed)
+    margin = _mode_margin(train_direct, train_step, embed)
+    pairs = modes.Pairs.of(
+        [direct.rows[i] for i in np.flatnonzero(side_direct)],
+        [step.rows[i] for i in np.flatnonzero(side_step)],
+    )
+    if not pairs.direct:
+        validation: dict[str, Any] = {
+            "unavailable": "no held-out question was answered in both modes"
+        }
+        return ModeModel(model, margin, validation), []
+    # A direct model fitted on the same questions, so both modes' scores are out of sample.
+    direct_model = fit_difficulty(train_direct, embed)
+    p_direct = predict_difficulty(direct_model, [row.prompt for row in pairs.direct], embed)
+    p_step = predict_difficulty(model, [row.prompt for row in pairs.step], embed)
+    validation = modes.figures(
+        pairs, p_direct, p_step, RouterSettings().step_by_step_formats, margin
+    )
+    every = validation["all"]
+    notes = [
+        f"reasoning mode on {validation['questions']} held-out questions answered both ways: "
+        f"edge quality direct {every['direct']['quality']:.3f}, step by step "
+        f"{every['step_by_step']['quality']:.3f}, the answer-format rule "
+        f"{every['format_rule']['quality']:.3f}, learned {every['learned']['quality']:.3f} "
+        f"(step by step for {every['learned']['step_by_step_share']:.0%}, margin "
+        f"{margin:.2f}), oracle "
+        f"{every['oracle']['quality']:.3f}"
+    ]
+    return ModeModel(model, margin, validation), notes
+
+
+def _mode_margin(direct: Labelled, step: Labelled, embed: Embed | None) -> float:
+    """The margin (modes.choose_margin) from out-of-fold scores of the training
+    questions answered in both modes; 0 when the folds cannot all be fitted."""
+    pairs = modes.Pairs.of(direct.rows, step.rows)
+    if not pairs.direct:
+        return 0.0
+    fold_direct = modes.question_folds(direct.rows)
+    fold_step = modes.question_folds(step.rows)
+    fold_pairs = modes.question_folds(pairs.direct)
+    p_direct = np.zeros(len(pairs.direct))
+    p_step = np.zeros(len(pairs.direct))
+    for fold in range(modes.MARGIN_FOLDS):
+        inside = np.flatnonzero(fold_pairs == fold)
+        if not len(inside):
+            continue
+        parts = (
+            direct.subset(np.flatnonzero(fold_direct != fold)),
+            step.subset(np.flatnonzero(fold_step != fold)),
+        )
+        if any(min(p.acceptable.sum(), (~p.acceptable).sum()) < 2 for p in parts):
+            return 0.0
+        direct_model, step_model = (fit_difficulty(part, embed) for part in parts)
+        p_direct[inside] = predict_difficulty(
+            direct_model, [pairs.direct[i].prompt for i in inside], embed
+        )
+        p_step[inside] = predict_difficulty(
+            step_model, [pairs.step[i].prompt for i in inside], embed
+        )
+    return modes.choose_margin(p_direct, p_step, *pairs.scores())
+
+
 @dataclass(frozen=True)
 class Models:
     """The fitted difficulty model, and the cascade model where the rows allow one."""
@@ -219,12 +332,7 @@ class Models:
 
     @classmethod
     def fit(cls, train: Labelled, signals: str, embed: Embed | None = None) -> Models:
-        prompts = [row.prompt for row in train.rows]
-        difficulty: LinearScorer | KnnScorer = (
-            LinearScorer().fit(Inputs(text=prompts), train.acceptable, train.weights)
-            if embed is None
-            else KnnScorer.fit(embed(prompts), train.acceptable, train.weights)
-        )
+        difficulty = fit_difficulty(train, embed)
         answered = train.subset(train.answered)
         names = cascade_signal_names(answered.rows, signals)
         cascade = None
@@ -238,12 +346,7 @@ class Models:
     def scores(self, rows: Sequence[OutcomeRow]) -> tuple[FloatArray, FloatArray | None]:
         """scikit-learn's p_edge_ok before and after the edge answered (None without a
         cascade model; rows without an answer keep their pre-generation score)."""
-        prompts = [row.prompt for row in rows]
-        if isinstance(self.difficulty, KnnScorer):
-            assert self.embed is not None
-            pre = self.difficulty.predict(self.embed(prompts))
-        else:
-            pre = self.difficulty.predict(Inputs(text=prompts))
+        pre = predict_difficulty(self.difficulty, [row.prompt for row in rows], self.embed)
         if self.cascade is None:
             return pre, None
         after = pre.copy()
@@ -337,6 +440,10 @@ def _table_embedder(rows: Sequence[OutcomeRow]) -> Embed:
     return lambda queries: np.stack([vectors[query] for query in queries])
 
 
+def _difficulty_onnx(model: LinearScorer | KnnScorer) -> onnx.ModelProto:
+    return model.to_onnx() if isinstance(model, KnnScorer) else to_onnx(model)
+
+
 def _scorer_entry(difficulty: LinearScorer | KnnScorer) -> dict[str, Any]:
     if isinstance(difficulty, LinearScorer):
         return {
@@ -376,6 +483,8 @@ def learn(
     chooses thresholds that meet the target on groups the models never saw too, where
     any can; "report" chooses them on the held-out rows alone and reports the rest.
     `difficulty`: what the difficulty model reads (`Difficulty`)."""
+    # Step-by-step rows teach the mode model; the rest of the policy reads direct answers.
+    rows, step_rows = modes.split_modes(rows)
     data = Labelled.of(rows)
     if not data.rows:
         raise LearningError("no row has the edge's outcome (edge_score): nothing to learn from")
@@ -393,10 +502,12 @@ def learn(
 
     steps = tqdm(total=4, desc="sllm learn", unit="step", disable=not progress)
     steps.set_postfix_str("models")
-    embed = None if difficulty == "tfidf" else _table_embedder(data.rows)
+    embed = None if difficulty == "tfidf" else _table_embedder([*data.rows, *step_rows])
     models = Models.fit(train, signals, embed)
     cascade, names = models.cascade, models.signal_names
     notes = models.notes(train.subset(train.answered))
+    mode_model, mode_notes = fit_mode_model(data, step_rows, holdout_share, embed)
+    notes += mode_notes
     steps.update()
 
     steps.set_postfix_str("unseen groups")
@@ -424,12 +535,9 @@ def learn(
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the policy from a router run by another user
     try:
         created = datetime.now(UTC)
-        _write_model(
-            models.difficulty.to_onnx()
-            if isinstance(models.difficulty, KnnScorer)
-            else to_onnx(models.difficulty),
-            staging / "scorer.onnx",
-        )
+        _write_model(_difficulty_onnx(models.difficulty), staging / "scorer.onnx")
+        if mode_model is not None:
+            _write_model(_difficulty_onnx(mode_model.step_by_step), staging / modes.MODE_MODEL_FILE)
         if cascade is not None:
             _write_model(to_onnx(cascade), staging / "cascade.onnx")
         manifest: dict[str, Any] = {
@@ -440,6 +548,14 @@ def learn(
             "pre_generation_threshold": 0.0,
             "cascade_threshold": 0.0,
             "scorer": _scorer_entry(models.difficulty),
+            "step_by_step": None
+            if mode_model is None
+            else {
+                "file": modes.MODE_MODEL_FILE,
+                "margin": mode_model.margin,
+                "description": "p_edge_ok of a step-by-step answer: "
+                + _scorer_entry(mode_model.step_by_step)["description"],
+            },
             "cascade": None
             if cascade is None
             else {
@@ -460,6 +576,11 @@ def learn(
         difference = float(np.max(np.abs(pre - expected_pre)))
         if expected_after is not None:
             difference = max(difference, float(np.max(np.abs(after - expected_after))))
+        if mode_model is not None:
+            prompts = [row.prompt for row in valid.rows]
+            exported_step = exported.p_edge_ok_many(prompts, step_by_step=True)
+            expected_step = predict_difficulty(mode_model.step_by_step, prompts, embed)
+            difference = max(difference, float(np.max(np.abs(exported_step - expected_step))))
         if difference > ONNX_TOLERANCE:
             raise LearningError(f"the ONNX export differs from scikit-learn by {difference:.2g}")
         steps.update()
@@ -499,6 +620,11 @@ def learn(
             "oracle": _figures(metrics.oracle_score(valid.edge, valid.cloud), valid),
             "unseen_groups": {"thresholds": unseen_groups, **unseen_block},
             "groups": dict(sorted(Counter(group_of(row) for row in data.rows).items())),
+            "reasoning_mode": {"unavailable": "the table has no step-by-step rows"}
+            if not step_rows
+            else mode_model.validation
+            if mode_model is not None
+            else {"unavailable": mode_notes[0]},
             "notes": notes,
         }
         if cascade is not None:

@@ -12,16 +12,23 @@ VOCABULARY = [f"w{i:03d}" for i in range(300)]
 EASY_WORDS = ("apple", "banana", "cherry", "melon", "grape")
 
 
+def _planted(rng: random.Random, planted: tuple[str, ...], share: float) -> tuple[list[str], bool]:
+    """12 words of the vocabulary, one of them replaced by a planted word in `share` of
+    the prompts; and whether it was."""
+    words = rng.sample(VOCABULARY, 12)
+    chosen = rng.random() < share
+    if chosen:
+        words[rng.randrange(12)] = rng.choice(planted)
+    return words, chosen
+
+
 def planted_query_rule(rows: int, *, seed: int, noise: float = 0.03) -> list[OutcomeRow]:
     """Edge right iff the prompt holds an easy word (flipped with probability `noise`);
     the cloud is always right. No edge answers: a pre-generation-only table."""
     rng = random.Random(seed)
     table = []
     for i in range(rows):
-        words = rng.sample(VOCABULARY, 12)
-        easy = rng.random() < 0.4
-        if easy:
-            words[rng.randrange(12)] = rng.choice(EASY_WORDS)
+        words, easy = _planted(rng, EASY_WORDS, 0.4)
         right = easy != (rng.random() < noise)
         table.append(
             OutcomeRow(
@@ -84,4 +91,32 @@ def planted_task_rule(rows: int, *, seed: int, tasks: int = 10) -> list[OutcomeR
                 cloud_score=1.0,
             )
         )
+    return table
+
+
+# The planted mode rule: a question that holds one of these is right step by step and
+# wrong directly; any other is right directly and wrong step by step.
+STEPWISE_WORDS = ("sum", "total", "product", "difference")
+
+
+def planted_mode_rule(questions: int, *, seed: int, noise: float = 0.03) -> list[OutcomeRow]:
+    """Each question answered in both modes (ids end in @DIRECT, @STEP_BY_STEP, as
+    `sllm outcomes collect --reasoning both` writes them); the cloud is always right."""
+    rng = random.Random(seed)
+    table = []
+    for i in range(questions):
+        words, stepwise = _planted(rng, STEPWISE_WORDS, 0.5)
+        for mode, right in (("DIRECT", not stepwise), ("STEP_BY_STEP", stepwise)):
+            table.append(
+                OutcomeRow(
+                    id=f"m{seed}-{i}@{mode}",
+                    prompt=" ".join(words),
+                    task=f"task{i % 4}",
+                    answer_format="FREE_TEXT",
+                    edge_score=float(right != (rng.random() < noise)),
+                    edge_completion_tokens=8 if mode == "DIRECT" else 120,
+                    reasoning_mode=mode,  # type: ignore[arg-type]
+                    cloud_score=1.0,
+                )
+            )
     return table

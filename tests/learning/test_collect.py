@@ -96,3 +96,23 @@ def test_collect_from_the_real_edge_worker(edge_server: EdgeWorkerProcess, tmp_p
         assert row.edge_signals.exit_reason in ("SETTLED", "COLLAPSE", "BUDGET", "LENGTH", "STOP")
         assert row.edge_model and row.label_source == "judge:gold"
         assert row.cloud_score is None  # no cloud ran: the learner counts the cloud right
+        assert row.reasoning_mode == "DIRECT"
+
+
+@pytest.mark.slow
+def test_both_modes_give_a_row_per_mode_with_the_mode_in_its_id(
+    edge_server: EdgeWorkerProcess, tmp_path: Path
+) -> None:
+    table = tmp_path / "both.jsonl"
+    arguments = ["outcomes", "collect", "--edge", edge_server.target, "--tasks", "svamp"]
+    arguments += ["--per-task", "2", "--max-tokens", "16", "--reasoning", "both", "--quiet"]
+    assert main([*arguments, "--out", str(table)]) == 0
+    rows = read_table(table)
+    assert [row.reasoning_mode for row in rows] == ["DIRECT", "STEP_BY_STEP"] * 2
+    questions = {row.id.rsplit("@", 1)[0] for row in rows}
+    assert len(questions) == 2
+    assert {row.id for row in rows} == {
+        f"{q}@{m}" for q in questions for m in ("DIRECT", "STEP_BY_STEP")
+    }
+    for direct, stepwise in zip(rows[::2], rows[1::2], strict=True):
+        assert direct.prompt == stepwise.prompt

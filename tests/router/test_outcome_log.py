@@ -76,6 +76,9 @@ async def test_feedback_attaches_and_the_log_survives_a_restart(
     assert edge_row.label_source == "feedback:user"
     assert edge_row.edge_answer == edge_answered.text
     assert edge_row.edge_signals is not None
+    # The edge's mode, so that a log of both modes teaches the mode model; none for the cloud.
+    assert edge_row.reasoning_mode == "DIRECT"
+    assert cloud_row.reasoning_mode == ""
     assert (cloud_row.route, cloud_row.cloud_score) == ("CLOUD", 1.0)
     assert cloud_row.cloud_answer == cloud_answered.text
     # By default only a hash of the prompt is kept.

@@ -146,3 +146,83 @@ def test_an_escalation_the_cloud_cannot_take_keeps_the_edge_answer_with_low_conf
     assert not verdict.escalate
     assert verdict.low_confidence
     assert "only 100 ms remain" in verdict.why
+
+
+# The reasoning mode, learned (router/learning/modes.py): with a mode model the policy
+# compares p_edge_ok direct (0.7 in SITUATION) with p_edge_ok step by step.
+def test_without_a_mode_model_the_answer_format_decides_and_says_nothing() -> None:
+    decided = plan(QUERY, dataclasses.replace(SITUATION, step_by_step_worth=False))
+    assert (decided.reasoning_mode, decided.edge_max_tokens) == ("DIRECT", 32)
+    assert decided.mode_why == ""
+
+
+def test_the_mode_model_chooses_step_by_step_when_it_expects_more() -> None:
+    worth_nothing = dataclasses.replace(SITUATION, step_by_step_worth=False)
+    decided = plan(QUERY, dataclasses.replace(worth_nothing, p_edge_ok_step_by_step=0.9))
+    assert (decided.reasoning_mode, decided.edge_max_tokens) == ("STEP_BY_STEP", 200)
+    assert decided.mode_why == "p_edge_ok step by step 0.90 is above 0.70 direct"
+
+
+def test_the_mode_model_chooses_direct_when_step_by_step_expects_no_more() -> None:
+    # The format rule would reason (step_by_step_worth); the mode model overrules it.
+    for p_step in (0.7, 0.4):
+        decided = plan(QUERY, dataclasses.replace(SITUATION, p_edge_ok_step_by_step=p_step))
+        assert (decided.reasoning_mode, decided.edge_max_tokens) == ("DIRECT", 32)
+        assert decided.mode_why == f"p_edge_ok step by step {p_step:.2f} is not above 0.70 direct"
+
+
+def test_step_by_step_that_does_not_fit_the_time_answers_directly_and_says_so() -> None:
+    # 200 tokens step by step: 100 + 200 x 10 = 2,100 ms; the edge has 1,000 ms (no cloud).
+    tight = dataclasses.replace(
+        SITUATION, p_edge_ok_step_by_step=0.9, remaining_ms=1_000.0, cloud_available=False
+    )
+    decided = plan(QUERY, tight)
+    assert (decided.reasoning_mode, decided.edge_max_tokens) == ("DIRECT", 32)
+    assert decided.mode_why == (
+        "p_edge_ok step by step 0.90 is above 0.70 direct, but 200 tokens step by step need "
+        "about 2100 ms and 1000 ms remain"
+    )
+
+
+def test_exploration_answers_in_the_mode_not_chosen_when_both_fit() -> None:
+    chosen_step = dataclasses.replace(SITUATION, p_edge_ok_step_by_step=0.9, explore_mode=True)
+    decided = plan(QUERY, chosen_step)
+    assert (decided.reasoning_mode, decided.edge_max_tokens) == ("DIRECT", 32)
+    assert decided.mode_why == (
+        "exploring the mode not chosen (p_edge_ok step by step 0.90 is above 0.70 direct)"
+    )
+    by_format = dataclasses.replace(SITUATION, step_by_step_worth=False, explore_mode=True)
+    decided = plan(QUERY, by_format)
+    assert decided.reasoning_mode == "STEP_BY_STEP"
+    assert decided.mode_why == "exploring the mode not chosen (the answer format rule)"
+
+
+def test_exploration_never_takes_step_by_step_past_the_time() -> None:
+    tight = dataclasses.replace(
+        SITUATION, remaining_ms=1_000.0, cloud_available=False, explore_mode=True
+    )
+    decided = plan(QUERY, dataclasses.replace(tight, step_by_step_worth=False))
+    assert decided.reasoning_mode == "DIRECT"
+
+
+def test_the_tier_is_chosen_with_the_better_modes_p_edge_ok_when_it_fits() -> None:
+    hard_direct = dataclasses.replace(SITUATION, p_edge_ok=0.2, p_edge_ok_step_by_step=0.8)
+    decided = plan(QUERY, hard_direct)
+    assert (decided.first, decided.reasoning_mode, decided.p_edge_ok) == (
+        "EDGE",
+        "STEP_BY_STEP",
+        0.8,
+    )
+    assert "p_edge_ok 0.80 meets the pre-generation threshold 0.50" in decided.why
+    # 200 tokens step by step (2,100 ms) do not fit 1,500 ms: the direct answer's 0.2 counts.
+    decided = plan(QUERY, dataclasses.replace(hard_direct, remaining_ms=1_500.0))
+    assert (decided.first, decided.p_edge_ok) == ("CLOUD", 0.2)
+
+
+def test_step_by_step_must_beat_direct_by_the_mode_models_margin() -> None:
+    margined = dataclasses.replace(SITUATION, p_edge_ok_step_by_step=0.8, step_by_step_margin=0.15)
+    decided = plan(QUERY, margined)
+    assert (decided.reasoning_mode, decided.p_edge_ok) == ("DIRECT", 0.7)
+    assert decided.mode_why == "p_edge_ok step by step 0.80 is not above 0.70 direct + margin 0.15"
+    decided = plan(QUERY, dataclasses.replace(margined, step_by_step_margin=0.05))
+    assert (decided.reasoning_mode, decided.p_edge_ok) == ("STEP_BY_STEP", 0.8)
