@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sllm.v1 import common_pb2
+from sllm.v1 import common_pb2, router_pb2
 from tests.fakes.edge import ScriptedEdge
 from tests.fixtures.router import RouterFactory, closed_cloud
 from tests.router.requests import ask
@@ -17,7 +17,7 @@ STEPWISE = "w001 w002 total w003 w004"
 DIRECT = "w001 w002 w005 w003 w004"
 
 
-def _local(text: str) -> object:
+def _local(text: str) -> router_pb2.RouteRequest:
     # local_only: the edge answers whatever p_edge_ok says; FREE_TEXT, which the format
     # rule would answer directly; a budget with room for 128 tokens step by step.
     return ask(text, local_only=True, max_tokens=128, latency_budget_ms=60_000)
