@@ -1,9 +1,10 @@
-"""`sllm bench signals [--live TABLE] [--cache DIR] [--json PATH] [--quick]`; heavy
-imports wait for the handler."""
+"""`sllm bench signals [--live TABLE] [--cache DIR] [--json PATH] [--quick]` and `sllm bench
+agreement --table TABLE [--json PATH]`; heavy imports wait for the handler."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from sllm.cli import SubParsers
@@ -15,6 +16,33 @@ def _run(args: argparse.Namespace) -> int:
     from bench.signals.run import run
 
     return run(args)
+
+
+def _agreement(args: argparse.Namespace) -> int:
+    from bench.results import headline
+    from bench.signals.agreement import agreement_figures
+
+    figures = agreement_figures(Path(args.table))
+    for name, found in figures.items():
+        print(name, json.dumps(found))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    cascade = figures["cascade"]
+    print(
+        headline(
+            {
+                "questions": figures["questions"],
+                "agree_share": figures["agree_share"],
+                "auroc_agreement": figures["all_rows"]["auroc_agreement"] or 0.0,
+                "auroc_confidence": figures["all_rows"]["auroc_confidence"] or 0.0,
+                "cascade_task_folds_auroc_without": cascade["without agreement"]["task_folds"][
+                    "auroc"
+                ],
+                "cascade_task_folds_auroc_with": cascade["with agreement"]["task_folds"]["auroc"],
+            }
+        )
+    )
+    return 0
 
 
 def register(bench_sub: SubParsers) -> None:
@@ -30,3 +58,16 @@ def register(bench_sub: SubParsers) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the figures here")
     parser.add_argument("--quick", action="store_true", help="a quarter of MMLU's rows")
     parser.set_defaults(handler=_run)
+
+    agreement = bench_sub.add_parser(
+        "agreement",
+        help="agreement of the edge's direct and step-by-step answers as a confidence signal",
+    )
+    agreement.add_argument(
+        "--table",
+        required=True,
+        metavar="TABLE",
+        help="both modes of each question: sllm outcomes collect --reasoning both",
+    )
+    agreement.add_argument("--json", metavar="PATH", help="write the figures here")
+    agreement.set_defaults(handler=_agreement)
