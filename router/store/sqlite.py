@@ -9,14 +9,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
+
 from router.spend import Spend, TenantSpend
 from router.store.common import ROWS, Run, SqlStore
 from router.store.migrations import LATEST, SCHEMA_VERSION_TABLE, pending
 
 
+def _locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+# Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is
+# locked" at once, without its busy handler, while another process opening the same new
+# file holds it: routers starting together would fail. Retried for as long as the busy
+# timeout waits for any other lock.
+@retry(
+    retry=retry_if_exception(_locked),
+    wait=wait_random_exponential(multiplier=0.001, max=0.05),
+    stop=stop_after_delay(5.0),
+    reraise=True,
+)
+def _use_wal(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA journal_mode=WAL")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
+    _use_wal(connection)
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA busy_timeout=5000")
     return connection
