@@ -24,6 +24,7 @@ import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.embedding.encoder import EncoderUnavailable, SentenceEncoder, shared_encoder
+from router.query_shape import QUERY_SHAPE_NAMES, query_shape_rows
 from router.signals import EdgeSignals, signal_vector, unknown_signals
 
 MANIFEST = "policy.json"
@@ -72,6 +73,9 @@ class EmbeddingSpec(BaseModel):
 
 class DifficultyFile(ScorerFile):
     embedding: EmbeddingSpec | None = None
+    # The question's shape (router/query_shape.py) the model reads besides its words, in
+    # this order; the mode model (step_by_step) reads the same.
+    signals: tuple[str, ...] = ()
 
 
 class PolicyManifest(BaseModel):
@@ -218,6 +222,12 @@ class Policy:
         scorer_inputs = {
             scorer_input: "tensor(string)" if scorer_input == "text" else "tensor(float)"
         }
+        shape = manifest.scorer.signals
+        if shape:
+            unknown = sorted(set(shape) - set(QUERY_SHAPE_NAMES))
+            if unknown:
+                raise PolicyError(f"{directory / MANIFEST}: unknown scorer signals {unknown}")
+            scorer_inputs["signals"] = "tensor(float)"
         scorer = _session(directory, handle, manifest.scorer.file, scorer_inputs)
         step_by_step = None
         if manifest.step_by_step is not None:
@@ -260,9 +270,12 @@ class Policy:
         return () if self.manifest.cascade is None else self.manifest.cascade.signals
 
     def _difficulty_feeds(self, queries: Sequence[str]) -> dict[str, Any]:
-        if self._encoder is None:
-            return {"text": _texts(queries)}
-        return {"embedding": self._encoder.embed(queries)}
+        if self._encoder is not None:
+            return {"embedding": self._encoder.embed(queries)}
+        feeds: dict[str, Any] = {"text": _texts(queries)}
+        if self.manifest.scorer.signals:
+            feeds["signals"] = query_shape_rows(self.manifest.scorer.signals, queries)
+        return feeds
 
     def p_edge_ok(self, query_text: str) -> float:
         """Before generation: the probability that the edge's answer will be acceptable."""

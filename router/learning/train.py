@@ -43,6 +43,7 @@ from router.learning.model import Inputs, LinearScorer, reads_words
 from router.learning.onnx_export import to_onnx
 from router.learning.thresholds import CONFIDENCE, Operating, Scored, Target, choose
 from router.outcome_table import OutcomeRow
+from router.query_shape import QUERY_SHAPE_NAMES, query_shape_rows
 from router.scorer import MANIFEST, Policy
 from router.signals import EDGE_SIGNAL_NAMES, TEXT_SIGNAL_NAMES, signal_vector, unknown_signals
 from sllm.settings import RouterSettings
@@ -213,8 +214,16 @@ def fit_difficulty(train: Labelled, embed: Embed | None) -> LinearScorer | KnnSc
     the nearest neighbours in a sentence embedding."""
     prompts = [row.prompt for row in train.rows]
     if embed is None:
-        return LinearScorer().fit(Inputs(text=prompts), train.acceptable, train.weights)
+        return LinearScorer(signal_names=QUERY_SHAPE_NAMES).fit(
+            difficulty_inputs(prompts), train.acceptable, train.weights
+        )
     return KnnScorer.fit(embed(prompts), train.acceptable, train.weights)
+
+
+def difficulty_inputs(prompts: Sequence[str]) -> Inputs:
+    """What the TF-IDF difficulty model reads: the words and the shape of each query."""
+    shape = query_shape_rows(QUERY_SHAPE_NAMES, prompts).astype(np.float64)
+    return Inputs(text=prompts, signals=shape)
 
 
 def predict_difficulty(
@@ -223,7 +232,7 @@ def predict_difficulty(
     if isinstance(model, KnnScorer):
         assert embed is not None
         return model.predict(embed(prompts))
-    return model.predict(Inputs(text=prompts))
+    return model.predict(difficulty_inputs(prompts))
 
 
 @dataclass(frozen=True)
@@ -448,8 +457,9 @@ def _scorer_entry(difficulty: LinearScorer | KnnScorer) -> dict[str, Any]:
     if isinstance(difficulty, LinearScorer):
         return {
             "file": "scorer.onnx",
-            "description": "TF-IDF of the query + calibrated logistic regression "
-            f"(C={difficulty.regularisation:g})",
+            "description": "TF-IDF of the query and its shape + calibrated logistic "
+            f"regression (C={difficulty.regularisation:g})",
+            "signals": list(difficulty.signal_names),
         }
     return {
         "file": "scorer.onnx",

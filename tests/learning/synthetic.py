@@ -97,6 +97,10 @@ def planted_task_rule(rows: int, *, seed: int, tasks: int = 10) -> list[OutcomeR
 # The planted mode rule: a question that holds one of these is right step by step and
 # wrong directly; any other is right directly and wrong step by step.
 STEPWISE_WORDS = ("sum", "total", "product", "difference")
+# Two questions shaped like the table's (12 words): one the rule wants answered step by
+# step, one directly.
+STEPWISE_QUESTION = "w001 w002 total w003 w004 w006 w007 w008 w009 w010 w011 w012"
+DIRECT_QUESTION = "w001 w002 w005 w003 w004 w006 w007 w008 w009 w010 w011 w012"
 
 
 def planted_mode_rule(questions: int, *, seed: int, noise: float = 0.03) -> list[OutcomeRow]:

@@ -13,7 +13,12 @@ from router.learning import modes
 from router.outcome_table import write_table
 from router.scorer import Policy
 from tests.learning.conftest import learn
-from tests.learning.synthetic import planted_mode_rule, planted_query_rule
+from tests.learning.synthetic import (
+    DIRECT_QUESTION,
+    STEPWISE_QUESTION,
+    planted_mode_rule,
+    planted_query_rule,
+)
 
 
 def test_the_policy_gets_a_mode_model_that_prefers_step_by_step_where_it_wins(
@@ -22,9 +27,9 @@ def test_the_policy_gets_a_mode_model_that_prefers_step_by_step_where_it_wins(
     policy = Policy.load(mode_rule_policy)
     assert policy.has_mode_model
     assert (mode_rule_policy / "scorer_step_by_step.onnx").is_file()
-    direct, step = policy.p_edge_ok_by_mode("w001 w002 total w003 w004")
+    direct, step = policy.p_edge_ok_by_mode(STEPWISE_QUESTION)
     assert step is not None and step > 0.7 > 0.3 > direct
-    direct, step = policy.p_edge_ok_by_mode("w001 w002 w005 w003 w004")
+    direct, step = policy.p_edge_ok_by_mode(DIRECT_QUESTION)
     assert step is not None and direct > 0.7 > 0.3 > step
 
 

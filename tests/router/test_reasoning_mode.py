@@ -10,11 +10,11 @@ from pathlib import Path
 from sllm.v1 import common_pb2, router_pb2
 from tests.fakes.edge import ScriptedEdge
 from tests.fixtures.router import RouterFactory, closed_cloud
+from tests.learning.synthetic import DIRECT_QUESTION, STEPWISE_QUESTION
 from tests.router.requests import ask
 
-# The planted rule: "total" asks for reasoning, the other words for a direct answer.
-STEPWISE = "w001 w002 total w003 w004"
-DIRECT = "w001 w002 w005 w003 w004"
+# The planted rule (tests/learning/synthetic.py): "total" asks for reasoning.
+STEPWISE, DIRECT = STEPWISE_QUESTION, DIRECT_QUESTION
 
 
 def _local(text: str) -> router_pb2.RouteRequest:

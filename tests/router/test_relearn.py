@@ -112,8 +112,9 @@ async def test_a_better_candidate_is_swapped_in_and_can_be_rolled_back(tmp_path:
     assert policy_dirs(tmp_path / "policies") == [candidate.directory]
     assert (tmp_path / "policies" / TABLE_NAME).is_file()
     assert candidate.manifest.validation["baseline"]["version"] == shipped.version
-    assert candidate.p_edge_ok("what do you know about plums?") > candidate.p_edge_ok(
-        "what do you know about sheaves?"
+    # Questions shaped like the logged ones (the model reads their shape too).
+    assert candidate.p_edge_ok("Question 7: what do you know about plums?") > candidate.p_edge_ok(
+        "Question 7: what do you know about sheaves?"
     )
     assert policies.rollback() is shipped
 
