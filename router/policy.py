@@ -241,11 +241,13 @@ def _edge_shape(query: Query, s: Situation, time_ms: float) -> EdgeShape:
 
 def expected_p_edge_ok(query: Query, s: Situation) -> float:
     """The edge's p_edge_ok in the better mode it has the time for: with a mode model,
-    step by step counts when its tokens fit the time left (the cloud's kept time aside)."""
+    step by step counts when it is wanted and its tokens fit the time left (the cloud's
+    kept time aside)."""
     p_step = s.p_edge_ok_step_by_step
-    if p_step is None or s.edge.ms(query.max_tokens) > s.remaining_ms:
+    step, _ = _mode_wanted(s)
+    if p_step is None or not step or s.edge.ms(query.max_tokens) > s.remaining_ms:
         return s.p_edge_ok
-    return p_step if p_step > s.p_edge_ok + s.step_by_step_margin else s.p_edge_ok
+    return p_step
 
 
 def plan(query: Query, s: Situation) -> Plan:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, NoReturn, TypeAlias
+from typing import NoReturn
 
 import grpc
 from google.rpc import status_pb2
@@ -17,12 +17,10 @@ from router.pipeline import Router
 from router.policy import NoRoute
 from router.query import Query
 from router.validate import check_feedback, to_query
-from sllm.status import abort, code_of
+from sllm.status import Context, abort, code_of
 from sllm.tracing import caller_context
 from sllm.v1 import router_pb2, router_pb2_grpc
 from sllm.wire import InvalidRequest
-
-Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 async def _query(

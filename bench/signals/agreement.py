@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from router.learning import metrics
+from router.learning import metrics, modes
 from router.learning.grouped import Index, cross_fit
 from router.learning.model import Inputs, LinearScorer
 from router.learning.train import Labelled, cascade_inputs, cascade_signal_names, held_out
@@ -35,25 +35,22 @@ def _final(row: OutcomeRow) -> str | None:
 
 
 def paired(rows: Sequence[OutcomeRow]) -> tuple[list[OutcomeRow], FloatArray]:
-    """The direct rows that have a step-by-step twin (the same prompt), and whether the two
-    final answers agree (1.0) or not."""
-    stepwise = {row.prompt: row for row in rows if row.reasoning_mode == "STEP_BY_STEP"}
-    direct = [
-        row
-        for row in rows
-        if row.reasoning_mode == "DIRECT"
-        and row.prompt in stepwise
-        and row.edge_score is not None
-        and row.edge_signals is not None
+    """The direct rows with the edge's signals that have a step-by-step twin (the same
+    prompt), and whether the two final answers agree (1.0) or not."""
+    pairs = modes.Pairs.of(*modes.split_modes(rows))
+    twins = [
+        (direct, step)
+        for direct, step in zip(pairs.direct, pairs.step, strict=True)
+        if direct.edge_signals is not None
     ]
     agree = []
-    for row in direct:
-        mine, other = _final(row), _final(stepwise[row.prompt])
-        fmt = row.answer_format or "FREE_TEXT"
+    for direct, step in twins:
+        mine, other = _final(direct), _final(step)
+        fmt = direct.answer_format or "FREE_TEXT"
         agree.append(
             float(mine is not None and other is not None and answers_match(mine, other, fmt))
         )
-    return direct, np.array(agree, dtype=np.float64)
+    return [direct for direct, _ in twins], np.array(agree, dtype=np.float64)
 
 
 def _auroc(labels: npt.NDArray[np.bool_], score: FloatArray) -> float | None:

@@ -37,22 +37,26 @@ def split_modes(rows: Sequence[OutcomeRow]) -> tuple[list[OutcomeRow], list[Outc
     return [row for row in rows if row.reasoning_mode != "STEP_BY_STEP"], step
 
 
-def held_out_questions(rows: Sequence[OutcomeRow], share: float) -> npt.NDArray[np.bool_]:
-    """A fixed split by the question (the prompt), so both modes of a question fall on the
-    same side."""
-    cut = int(share * 10_000)
+def _buckets(rows: Sequence[OutcomeRow], salt: str, count: int) -> npt.NDArray[np.intp]:
+    """Each row's bucket in [0, count), fixed by its question (the prompt) and the salt, so
+    both modes of a question share one."""
     return np.array(
         [
-            int(hashlib.sha256(f"mode:{row.prompt}".encode()).hexdigest()[:8], 16) % 10_000 < cut
+            int(hashlib.sha256(f"{salt}:{row.prompt}".encode()).hexdigest()[:8], 16) % count
             for row in rows
         ],
-        dtype=np.bool_,
+        dtype=np.intp,
     )
+
+
+def held_out_questions(rows: Sequence[OutcomeRow], share: float) -> npt.NDArray[np.bool_]:
+    """A fixed split by the question, so both modes of a question fall on the same side."""
+    return _buckets(rows, "mode", 10_000) < int(share * 10_000)
 
 
 @dataclass(frozen=True)
 class Pairs:
-    """Held-out questions answered in both modes: each mode's row, side by side."""
+    """Questions answered in both modes: each mode's row, side by side."""
 
     direct: list[OutcomeRow]
     step: list[OutcomeRow]
@@ -76,13 +80,7 @@ MARGIN_FOLDS = 5
 
 def question_folds(rows: Sequence[OutcomeRow], folds: int = MARGIN_FOLDS) -> npt.NDArray[np.intp]:
     """Each row's fold, by its question, so both modes of a question share one."""
-    return np.array(
-        [
-            int(hashlib.sha256(f"fold:{row.prompt}".encode()).hexdigest()[:8], 16) % folds
-            for row in rows
-        ],
-        dtype=np.intp,
-    )
+    return _buckets(rows, "fold", folds)
 
 
 def choose_margin(

@@ -1,6 +1,6 @@
 """A failed call as one exception, `RouterError`: the gRPC code's name, the message for a
 person, and what a program acts on, read from google.rpc's error details when the router
-sent them (which field to fix, when to retry, why: docs/errors.md)."""
+sent them (which field to fix, when to retry, why: the README's gRPC "Errors")."""
 
 from __future__ import annotations
 
