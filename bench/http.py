@@ -21,10 +21,10 @@ from pathlib import Path
 import grpc
 import httpx2
 
+from bench.results import percentile
 from bench.router import (
     ONE_TOKEN_QUESTION,
     free_port,
-    percentile,
     print_verdicts,
     router_process,
     wait_serving,

@@ -10,6 +10,11 @@ from typing import Any
 DEFAULT_OUT = Path("bench-results")
 
 
+def percentile(samples: list[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
 def headline(figures: dict[str, float]) -> str:
     """One line of key=value pairs; integers stay integers, the rest 4 decimals."""
     return " ".join(

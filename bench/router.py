@@ -8,10 +8,8 @@
    `router.outcome_commit_wait_s = 0` (it answers without waiting for its outcome-log row's
    commit: what that durability costs), and one calling that edge worker over gRPC; calls
    rotate so all see the same load. added = p50(router) - p50(direct).
-3. Tracing: two more routers like the first, with tracing on (spans exported over
-   OTLP/HTTP to a receiver in this process): every request sampled, and one in ten (a
-   production setting); each one's cost is the paired median of (traced - untraced) over
-   the same rounds.
+3. Tracing: what it costs a request with every request sampled and one in ten (a
+   production setting), measured with instant tiers (bench/tracing_cost.py).
 
 The last line prints the headline figures as key=value pairs.
 """
@@ -35,7 +33,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.otlp_receiver import Receiver
+from bench.results import percentile
+from bench.tracing_cost import measure_tracing_cost
 from edge_worker.process import start_edge_worker
 from router.active_policy import ActivePolicy
 from router.edge_client import EdgeClient
@@ -82,11 +81,6 @@ def _query(text: str) -> Query:
         tenant="bench",
         client_request_id="",
     )
-
-
-def percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def print_verdicts(figures: dict[str, float], targets: dict[str, float]) -> None:
@@ -263,13 +257,14 @@ async def measure_added_latency(
 
 
 async def _main(quick: bool) -> int:
-    decision_rounds, call_rounds = (2_000, 60) if quick else (20_000, 300)
+    decision_rounds, call_rounds, tracing_rounds = (
+        (2_000, 60, 400) if quick else (20_000, 300, 2_000)
+    )
     with tempfile.TemporaryDirectory(prefix="sllm-bench-router-") as tmp:
         scratch = Path(tmp)
         decisions = await measure_decisions(decision_rounds, scratch)
+        tracing = await measure_tracing_cost(tracing_rounds, scratch)
         edge = start_edge_worker()
-        receiver = Receiver()
-        traced_env = {"SLLM_OBSERVABILITY__OTLP_ENDPOINT": receiver.url}
         try:
             with (
                 router_process(IN_PROCESS, scratch / "in-process") as in_process,
@@ -277,28 +272,18 @@ async def _main(quick: bool) -> int:
                     IN_PROCESS, scratch / "no-wait", env={NO_COMMIT_WAIT: "0"}
                 ) as unwaited,
                 router_process(edge.target, scratch / "grpc") as over_grpc,
-                router_process(IN_PROCESS, scratch / "traced", env=traced_env) as traced,
-                router_process(
-                    IN_PROCESS,
-                    scratch / "traced-10",
-                    env={**traced_env, "SLLM_OBSERVABILITY__SAMPLING_RATIO": "0.1"},
-                ) as traced_10,
             ):
                 routers = {
                     "in_process": in_process,
                     "no_wait": unwaited,
                     "grpc_edge": over_grpc,
-                    "traced": traced,
-                    "traced_10": traced_10,
                 }
                 for target in routers.values():
                     await wait_serving(target)
                 calls = await measure_added_latency(edge.target, routers, call_rounds)
         finally:
             edge.stop()
-            receiver.close()
     local, remote, no_wait = calls["in_process"], calls["grpc_edge"], calls["no_wait"]
-    traced_calls, sampled_10 = calls["traced"], calls["traced_10"]
     figures = {
         "decision_p50_ms": statistics.median(decisions.wall),
         "decision_p99_ms": percentile(decisions.wall, 0.99),
@@ -315,21 +300,7 @@ async def _main(quick: bool) -> int:
         "added_grpc_edge_paired_p50_ms": remote.added_paired_p50_ms,
         "inside_router_p50_ms": statistics.median(local.inside_router),
         "inside_router_grpc_edge_p50_ms": statistics.median(remote.inside_router),
-        "tracing_cost_p50_ms": statistics.median(traced_calls.routed)
-        - statistics.median(local.routed),
-        "tracing_cost_paired_p50_ms": statistics.median(
-            t - u for t, u in zip(traced_calls.routed, local.routed, strict=True)
-        ),
-        "tracing_10pct_cost_paired_p50_ms": statistics.median(
-            t - u for t, u in zip(sampled_10.routed, local.routed, strict=True)
-        ),
-        # The same inside the router (its own time around the edge call, from its decision
-        # records): without the model's noise, which the end-to-end figures carry.
-        "tracing_inside_router_p50_ms": statistics.median(traced_calls.inside_router)
-        - statistics.median(local.inside_router),
-        "tracing_10pct_inside_router_p50_ms": statistics.median(sampled_10.inside_router)
-        - statistics.median(local.inside_router),
-        "spans_exported": float(receiver.span_count()),
+        **tracing.figures(),
     }
     figures["decision_over_scorer_p50"] = figures["decision_p50_ms"] / figures["scorer_p50_ms"]
     print(f"decision overhead ({len(decisions.wall)} decisions in-process, default policy):")
@@ -352,8 +323,6 @@ async def _main(quick: bool) -> int:
         ("in_process", "router, edge in its process"),
         ("no_wait", "  the same, no commit wait"),
         ("grpc_edge", "router, edge over gRPC"),
-        ("traced", "router, edge in process, traced"),
-        ("traced_10", "  the same, 1 in 10 traced"),
     ):
         one = calls[name]
         print(
@@ -361,15 +330,7 @@ async def _main(quick: bool) -> int:
             f"{one.added_p50_ms:.2f} ms (paired {one.added_paired_p50_ms:.2f}; router's "
             f"own work around the edge call {statistics.median(one.inside_router):.2f})"
         )
-    print(
-        f"tracing on (all sampled, OTLP/HTTP to a receiver here): "
-        f"{figures['tracing_cost_paired_p50_ms']:+.3f} ms a request (paired p50; unpaired "
-        f"{figures['tracing_cost_p50_ms']:+.3f}); one in ten sampled: "
-        f"{figures['tracing_10pct_cost_paired_p50_ms']:+.3f} ms; {receiver.span_count()} "
-        "spans received; inside the router: "
-        f"{figures['tracing_inside_router_p50_ms']:+.3f} ms, one in ten "
-        f"{figures['tracing_10pct_inside_router_p50_ms']:+.3f} ms"
-    )
+    print(tracing.summary())
     print_verdicts(figures, TARGETS)
     return 0
 

@@ -27,7 +27,6 @@ from router.record import DecisionRecord, Route, RouteResult
 from sllm.answers import extract_answer
 from sllm.records import Delta, Reset
 from sllm.status import ErrorReason
-from sllm.tracing import trace_headers
 
 log = structlog.get_logger("router.cascade")
 
@@ -85,9 +84,8 @@ class Cascade:
     # How each tier that ran failed, in order.
     failures: list[TierFailure] = field(default_factory=list)
     retry_after_s: float | None = None
-    # The request's span (router/spans.py) and what makes its children; no-ops when off.
-    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
-    span: trace.Span = trace.INVALID_SPAN
+    # The request's trace (router/spans.py); records nothing when off.
+    trace: spans.RequestTrace = field(default_factory=spans.RequestTrace.untraced)
 
     def _remaining_ms(self) -> float:
         return max(0.0, (self.deadline - time.monotonic()) * 1000.0)
@@ -191,9 +189,7 @@ class Cascade:
         return verdict
 
     async def _edge(self, time_budget_ms: float) -> AsyncIterator[Event]:
-        span = self.tracer.start_span(
-            spans.EDGE, context=spans.context_of(self.span), kind=trace.SpanKind.CLIENT
-        )
+        step = self.trace.step(spans.EDGE, kind=trace.SpanKind.CLIENT)
         call = EdgeCall(
             messages=list(self.query.messages),
             reasoning_mode=self.plan.reasoning_mode,
@@ -201,7 +197,7 @@ class Cascade:
             time_budget_ms=int(time_budget_ms),
             answer_format=self.query.answer_format,
             request_id=self.request_id,
-            trace_headers=trace_headers(span),
+            trace_headers=self.trace.headers(step) if self.edge.continues_trace else {},
         )
         started = time.monotonic()
         try:
@@ -215,13 +211,13 @@ class Cascade:
         except EdgeError as error:
             self.record.edge_error = str(error)
             self.failures.append(_EDGE_FAILURES.get(error.code, ("unavailable", "EDGE_FAILED")))
-            spans.failed(span, error)
+            step.failed(error)
             log.warning("router.edge_failed", error=str(error), code=error.code)
         finally:
             self.record.timings.edge_ms += (time.monotonic() - started) * 1000.0
+            step.end()
             if self.edge_answer is not None:
-                spans.edge_answered(self.tracer, span, self.edge_answer)
-            span.end()
+                spans.edge_answered(step, self.edge_answer)
         if self.edge_answer is not None:
             summary = self.edge_answer.summary
             self.edge_latency.observe(
@@ -243,7 +239,7 @@ class Cascade:
                 self.query.messages,
                 max_tokens=self.query.max_tokens,
                 deadline=deadline,
-                trace_context=spans.context_of(self.span),
+                trace_context=self.trace.context,
             ):
                 if chunk.text:
                     self.shown = True

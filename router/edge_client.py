@@ -73,6 +73,9 @@ class Edge(Protocol):
     """What the router needs of an edge worker, wherever it runs."""
 
     target: str
+    # Whether the edge is another process whose spans join the router's trace: then the
+    # edge call is a span while it runs, so that its calls can name it as their parent.
+    continues_trace: bool
 
     def generate(self, call: EdgeCall, *, timeout_s: float) -> AsyncIterator[str | EdgeAnswer]:
         """Yields text deltas, then the `EdgeAnswer`; raises `EdgeError` on any failure."""
@@ -124,6 +127,7 @@ class EdgeClient:
     def __init__(self, target: str, *, tls: TlsClientSettings | None = None) -> None:
         """`tls`: how to reach a worker that serves TLS (router.edge_tls); None: plain."""
         self.target = target
+        self.continues_trace = True
         self._channel = channel(target, tls or TlsClientSettings(), _RECONNECT_OPTIONS)
         self._stub = edge_pb2_grpc.EdgeWorkerStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)

@@ -39,6 +39,7 @@ class LocalEdge:
         """`metrics`: where the worker's metrics are served (the router's registry)."""
         self.worker = worker
         self.target = IN_PROCESS
+        self.continues_trace = False
         self._metrics = metrics
         metrics.register(worker.metrics.registry)
 

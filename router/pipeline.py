@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 
 import structlog
-from opentelemetry import trace
 from opentelemetry.context import Context
 
 from cloud_adapter import CloudClient
@@ -42,7 +41,7 @@ from router.spend import Hold
 from router.stats import LiveStats, RecentDecision
 from sllm.records import BudgetView
 from sllm.settings import RouterSettings
-from sllm.tracing import Tracing, current_context, trace_id
+from sllm.tracing import Tracing, current_context
 
 log = structlog.get_logger("router")
 
@@ -212,6 +211,7 @@ class Router:
         grpc_remaining_s: float | None = None,
         request_id: str = "",
         trace_context: Context | None = None,
+        after_answer: spans.AfterAnswer = spans.next_turn,
     ) -> AsyncGenerator[Event, None]:
         """Routes one query; yields deltas and resets, and the `RouteResult` last.
 
@@ -219,26 +219,25 @@ class Router:
         The query holds its estimated cloud cost against its tenant's budget from the
         decision to the result, so queries running at once cannot overspend it.
         `trace_context`: the caller's trace (its `traceparent`, from gRPC metadata or
-        HTTP headers); None: the current one."""
+        HTTP headers); None: the current one. `after_answer`: how the door runs work once
+        its answer has gone (the request's spans are made then)."""
         hold = await self.spend.hold(query.tenant, self._cloud_cost(query))
-        tracer = self.tracing.tracer
         # The request's server span: its parent is the caller's span, over either door.
-        span = tracer.start_span(
-            spans.ROUTE,
-            context=trace_context if trace_context is not None else current_context(),
-            kind=trace.SpanKind.SERVER,
+        request_trace = spans.RequestTrace(
+            self.tracing.tracer,
+            trace_context if trace_context is not None else current_context(),
+            after_answer,
         )
         cascade: Cascade | None = None
         settled = False
         try:
-            deciding = tracer.start_span(spans.DECIDE, context=spans.context_of(span))
+            deciding = request_trace.step(spans.DECIDE)
             cascade = self.decide(
                 query, grpc_remaining_s=grpc_remaining_s, request_id=request_id, hold=hold
             )
             spans.decided(deciding, cascade.record, cascade.plan.first, cascade.plan.reasoning_mode)
-            deciding.end()
-            cascade.tracer, cascade.span = tracer, span
-            cascade.record.trace_id = trace_id(span)
+            cascade.trace = request_trace
+            cascade.record.trace_id = request_trace.trace_id
             metrics.DECISION_SECONDS.observe(cascade.record.timings.decision_ms / 1000.0)
             metrics.P_EDGE_OK.observe(cascade.record.p_edge_ok)
             traced = {"trace_id": cascade.record.trace_id} if cascade.record.trace_id else {}
@@ -250,18 +249,18 @@ class Router:
             ):
                 async for event in cascade.run():
                     if isinstance(event, RouteResult):
-                        spans.routed(span, event)
+                        request_trace.result = event
                         # Settled first: a shadow call sees the budget this query left.
                         await self.spend.settle(hold, event.decision.cost_usd)
                         settled = True
-                        await self._log(query, event, cascade, span)
+                        await self._log(query, event, cascade, request_trace)
                         self.overhead.observe(_own_ms(cascade))
                     yield event
         except (NoRoute, RouteFailed) as error:
-            spans.failed(span, error)
+            request_trace.error = error
             raise
         finally:
-            span.end()
+            request_trace.end()
             if not settled:
                 # No result (no route, a failure, the client gone): a cloud call that
                 # completed still cost its price.
@@ -273,27 +272,32 @@ class Router:
         *,
         grpc_remaining_s: float | None = None,
         trace_context: Context | None = None,
+        after_answer: spans.AfterAnswer = spans.next_turn,
     ) -> RouteResult:
-        async for event in self.stream(
-            query, grpc_remaining_s=grpc_remaining_s, trace_context=trace_context
-        ):
-            if isinstance(event, RouteResult):
-                return event
+        events = self.stream(
+            query,
+            grpc_remaining_s=grpc_remaining_s,
+            trace_context=trace_context,
+            after_answer=after_answer,
+        )
+        # Closed here, not whenever it is collected: the request ends with this call.
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, RouteResult):
+                    return event
         raise RouteFailed("the cascade ended without a result")
 
     async def _log(
-        self, query: Query, result: RouteResult, cascade: Cascade, route_span: trace.Span
+        self, query: Query, result: RouteResult, cascade: Cascade, request_trace: spans.RequestTrace
     ) -> None:
-        span = self.tracing.tracer.start_span(
-            spans.OUTCOME_LOG, context=spans.context_of(route_span)
-        )
+        step = request_trace.step(spans.OUTCOME_LOG)
         try:
             written = self._finish(query, result, cascade.situation)
             # Answered once logged, so a crash cannot lose an answered request's row
             # (docs/reliability.md).
             await self.outcomes.committed(written, timeout_s=self.settings.outcome_commit_wait_s)
         finally:
-            span.end()
+            step.end()
 
     def _finish(self, query: Query, result: RouteResult, situation: Situation) -> Written:
         decision = result.decision

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import NoReturn
 
 import grpc
 from google.rpc import status_pb2
 from opentelemetry import context as otel_context
 
-from router import metrics, status, wire
+from router import metrics, spans, status, wire
 from router.active_policy import NoEarlierPolicy
 from router.cascade import RouteFailed
 from router.outcomes import OutcomeLogFull
@@ -42,6 +42,19 @@ def _caller(router: Router, context: Context) -> otel_context.Context | None:
     return caller_context(tuple(context.invocation_metadata() or ()))
 
 
+def _after_rpc(context: Context) -> spans.AfterAnswer:
+    """Work for once the call has ended, its answer or its status sent."""
+
+    def later(work: Callable[[], None]) -> None:
+        if context.done():
+            work()
+        else:
+            # grpc-stubs declare the callback a class, where any callable will do.
+            context.add_done_callback(lambda _: work())  # type: ignore[arg-type]
+
+    return later
+
+
 async def _abort(context: Context, proto: status_pb2.Status) -> NoReturn:
     code = code_of(proto)
     if code != grpc.StatusCode.INVALID_ARGUMENT:
@@ -62,6 +75,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 query,
                 grpc_remaining_s=context.time_remaining(),
                 trace_context=_caller(self._router, context),
+                after_answer=_after_rpc(context),
             )
         except (NoRoute, RouteFailed) as error:
             await _abort(context, status.from_error(error))
@@ -76,6 +90,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
                 query,
                 grpc_remaining_s=context.time_remaining(),
                 trace_context=_caller(self._router, context),
+                after_answer=_after_rpc(context),
             ):
                 yield wire.event(event)
         except (NoRoute, RouteFailed) as error:

@@ -8,81 +8,185 @@
     ├── sllm.cloud            the cloud call (cloud_adapter: attempts, retries, breaker)
     └── sllm.outcome_log      the outcome row written and, within the wait, committed
 
+Only what a callee must continue is a span while the request runs: the route span (its
+ids name the trace in the logs and the decision record), the cloud call's, and the edge
+call's when the edge runs in another process. The other steps are kept as plain timings
+and become spans once the answer has gone: the SDK takes 15-25 us to make a span, which
+the request would otherwise wait for (docs/observability.md).
+
 Spans are parented explicitly rather than through the current context: the request runs
 in async generators, whose context a consumer shares between its steps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.util.types import AttributeValue
 
 from router.edge_client import EdgeAnswer
 from router.record import DecisionRecord, RouteResult
 from router.signals import EdgeSignals
+from sllm.tracing import trace_headers, trace_id
 
 ROUTE = "sllm.route"
 DECIDE = "sllm.decide"
 EDGE = "sllm.edge"
 OUTCOME_LOG = "sllm.outcome_log"
 
-
-def context_of(span: trace.Span) -> Context | None:
-    """What a child of `span` is started in; None (a root, or nothing) when tracing is off."""
-    if not span.get_span_context().is_valid:
-        return None
-    return trace.set_span_in_context(span)
+Attributes = dict[str, AttributeValue]
+# How a door runs work once its answer has gone (the gRPC call's end, the HTTP response's
+# background task): it is given the work.
+AfterAnswer = Callable[[Callable[[], None]], None]
 
 
-def decided(span: trace.Span, record: DecisionRecord, first: str, mode: str) -> None:
-    if span.is_recording():
-        span.set_attributes(
-            {
-                "sllm.p_edge_ok": record.p_edge_ok,
-                "sllm.pre_generation_threshold": record.pre_generation_threshold,
-                "sllm.plan.first_tier": first,
-                "sllm.plan.reasoning_mode": mode,
-                "sllm.plan.edge_max_tokens": record.edge_max_tokens,
-                "sllm.budget.latency_ms": record.budget.latency_budget_ms,
-                "sllm.budget.source": record.budget.latency_budget_source,
-                "sllm.policy_version": record.policy_version,
-            }
+def next_turn(work: Callable[[], None]) -> None:
+    """For a caller that has no later moment to offer: the event loop's next turn."""
+    asyncio.get_running_loop().call_soon(work)
+
+
+@dataclass(slots=True)
+class Step:
+    """A step of the request, timed now and made a span later (`RequestTrace.end`); or,
+    when a callee continues it, a span already (`live`) that only gets its end later."""
+
+    name: str
+    start_ns: int
+    kind: trace.SpanKind = trace.SpanKind.INTERNAL
+    end_ns: int = 0
+    attributes: Attributes = field(default_factory=dict)
+    error: str = ""
+    children: list[Step] = field(default_factory=list)
+    live: trace.Span | None = None
+    # False in a request that is not traced: nothing is kept, so nothing need be described.
+    recorded: bool = True
+
+    def end(self) -> None:
+        self.end_ns = time.time_ns()
+
+    def failed(self, error: BaseException) -> None:
+        self.error = str(error)
+        self.attributes["sllm.error"] = type(error).__name__
+
+    def export(self, tracer: trace.Tracer, parent: Context) -> None:
+        span = self.live or tracer.start_span(
+            self.name, context=parent, kind=self.kind, start_time=self.start_ns
         )
+        span.set_attributes(self.attributes)
+        if self.error:
+            span.set_status(trace.StatusCode.ERROR, self.error)
+        inside = trace.set_span_in_context(span)
+        for child in self.children:
+            child.export(tracer, inside)
+        span.end(end_time=self.end_ns or None)
 
 
-def routed(span: trace.Span, result: RouteResult) -> None:
-    if span.is_recording():
-        decision = result.decision
-        span.set_attributes(
-            {
-                "sllm.request_id": result.request_id,
-                "sllm.route": result.route,
-                "sllm.reason": decision.reason,
-                "sllm.degraded": result.degraded,
-                "sllm.cost_usd": decision.cost_usd,
-                "sllm.p_edge_ok_after": (
-                    decision.p_edge_ok_after if decision.p_edge_ok_after is not None else -1.0
-                ),
-                "sllm.low_confidence": decision.low_confidence,
-            }
+class RequestTrace:
+    """One request's trace: its route span, started now under the caller's trace, and its
+    steps. Untraced (tracing off, or the request not sampled), steps are made and dropped."""
+
+    def __init__(
+        self, tracer: trace.Tracer, caller: Context | None, after_answer: AfterAnswer = next_turn
+    ) -> None:
+        self.tracer = tracer
+        self.after_answer = after_answer
+        self.span = tracer.start_span(ROUTE, context=caller, kind=trace.SpanKind.SERVER)
+        self.recording = self.span.is_recording()
+        self.trace_id = trace_id(self.span)
+        self.steps: list[Step] = []
+        self.result: RouteResult | None = None
+        self.error: BaseException | None = None
+
+    @classmethod
+    def untraced(cls) -> RequestTrace:
+        return cls(trace.NoOpTracer(), None)
+
+    @property
+    def context(self) -> Context | None:
+        """What a live child (the cloud call) starts in; None when nothing is recorded."""
+        return trace.set_span_in_context(self.span) if self.recording else None
+
+    def step(self, name: str, *, kind: trace.SpanKind = trace.SpanKind.INTERNAL) -> Step:
+        step = Step(name, time.time_ns(), kind, recorded=self.recording)
+        if self.recording:
+            self.steps.append(step)
+        return step
+
+    def headers(self, step: Step) -> dict[str, str]:
+        """The W3C headers that make a callee's spans children of `step`, which becomes a
+        span now so that it has an id to give; none when nothing is recorded."""
+        if not self.recording:
+            return {}
+        step.live = self.tracer.start_span(
+            step.name, context=self.context, kind=step.kind, start_time=step.start_ns
         )
+        return trace_headers(step.live)
+
+    def end(self) -> None:
+        """The request is over: its spans are made and ended once its answer has gone."""
+        if not self.recording:
+            self.span.end()
+            return
+        end_ns = time.time_ns()
+        self.after_answer(lambda: self._export(end_ns))
+
+    def _export(self, end_ns: int) -> None:
+        inside = trace.set_span_in_context(self.span)
+        for step in self.steps:
+            step.export(self.tracer, inside)
+        if self.result is not None:
+            self.span.set_attributes(_routed(self.result))
+        if self.error is not None:
+            self.span.set_status(trace.StatusCode.ERROR, str(self.error))
+            self.span.set_attribute("sllm.error", type(self.error).__name__)
+        self.span.end(end_time=end_ns)
 
 
-def failed(span: trace.Span, error: BaseException) -> None:
-    if span.is_recording():
-        span.set_status(trace.StatusCode.ERROR, str(error))
-        span.set_attribute("sllm.error", type(error).__name__)
+def decided(step: Step, record: DecisionRecord, first: str, mode: str) -> None:
+    step.end()
+    if not step.recorded:
+        return
+    step.attributes.update(
+        {
+            "sllm.p_edge_ok": record.p_edge_ok,
+            "sllm.pre_generation_threshold": record.pre_generation_threshold,
+            "sllm.plan.first_tier": first,
+            "sllm.plan.reasoning_mode": mode,
+            "sllm.plan.edge_max_tokens": record.edge_max_tokens,
+            "sllm.budget.latency_ms": record.budget.latency_budget_ms,
+            "sllm.budget.source": record.budget.latency_budget_source,
+            "sllm.policy_version": record.policy_version,
+        }
+    )
 
 
-def edge_answered(tracer: trace.Tracer, span: trace.Span, answer: EdgeAnswer) -> None:
-    """The edge call's outcome on its span, and the worker's three phases as children."""
-    if not span.is_recording():
+def _routed(result: RouteResult) -> Attributes:
+    decision = result.decision
+    return {
+        "sllm.request_id": result.request_id,
+        "sllm.route": result.route,
+        "sllm.reason": decision.reason,
+        "sllm.degraded": result.degraded,
+        "sllm.cost_usd": decision.cost_usd,
+        "sllm.p_edge_ok_after": (
+            decision.p_edge_ok_after if decision.p_edge_ok_after is not None else -1.0
+        ),
+        "sllm.low_confidence": decision.low_confidence,
+    }
+
+
+def edge_answered(step: Step, answer: EdgeAnswer) -> None:
+    """The edge call's outcome on its step, and the worker's two phases as its children."""
+    if not step.recorded:
         return
     summary = answer.summary
     signals = EdgeSignals.from_summary(summary)
-    span.set_attributes(
+    step.attributes.update(
         {
             "sllm.edge.exit_reason": signals.exit_reason,
             "sllm.edge.exit_detail": summary.exit_detail,
@@ -92,20 +196,19 @@ def edge_answered(tracer: trace.Tracer, span: trace.Span, answer: EdgeAnswer) ->
             "sllm.edge.mean_logprob": signals.mean_logprob,
             "sllm.edge.answer_found": signals.answer_found,
             "sllm.edge.model": summary.model,
-            # An attribute, not a span: each span costs the request about 10 us.
+            # An attribute, not a span: each span costs the process 15-25 us.
             "sllm.edge.queue_ms": summary.timings.queue_ms,
         }
     )
     timings = summary.timings
-    parent = trace.set_span_in_context(span)
-    end_ns = time.time_ns()
-    phases: tuple[tuple[str, float, dict[str, int]], ...] = (
-        ("sllm.edge.decode", timings.decode_ms, {"sllm.edge.tokens": summary.completion_tokens}),
-        ("sllm.edge.prefill", timings.prefill_ms, {"sllm.edge.tokens": summary.prompt_tokens}),
+    end_ns = step.end_ns
+    phases = (
+        ("sllm.edge.decode", timings.decode_ms, summary.completion_tokens),
+        ("sllm.edge.prefill", timings.prefill_ms, summary.prompt_tokens),
     )
-    for name, ms, attributes in phases:
+    for name, ms, tokens in phases:
         start_ns = end_ns - int(ms * 1_000_000)
-        tracer.start_span(name, context=parent, start_time=start_ns, attributes=attributes).end(
-            end_time=end_ns
+        step.children.append(
+            Step(name, start_ns, end_ns=end_ns, attributes={"sllm.edge.tokens": tokens})
         )
         end_ns = start_ns

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.replay.process import start_replay_cloud
-from bench.results import headline, write_json
-from bench.router import percentile
+from bench.results import headline, percentile, write_json
 from sllm import children
 
 # (door, route); "baseline" is the bare grpc.aio server, reached by the gRPC client.

@@ -6,10 +6,12 @@ issue adds them; until then the door is as open as the gRPC port)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from router.cascade import RouteFailed
 from router.http import auth, errors, mapping, status
@@ -60,6 +62,28 @@ def _option_headers() -> list[dict[str, Any]]:
     ]
 
 
+class AfterResponse:
+    """What the router leaves for once the answer has gone (the request's spans): run as
+    the response's background task, or at once when the request ends in an error."""
+
+    def __init__(self) -> None:
+        self._work: list[Callable[[], None]] = []
+
+    def __call__(self, work: Callable[[], None]) -> None:
+        self._work.append(work)
+
+    def run(self) -> None:
+        work, self._work = self._work, []
+        for item in work:
+            item()
+
+    def task(self) -> BackgroundTask:
+        async def run() -> None:
+            self.run()
+
+        return BackgroundTask(run)
+
+
 def create_app(router: Router) -> FastAPI:
     app = FastAPI(
         title="sllm",
@@ -82,17 +106,22 @@ def create_app(router: Router) -> FastAPI:
         sllm = mapping.options(body.sllm, request.headers)
         query = mapping.query(body, sllm, router.settings)
         traced = caller_context(request.headers) if router.tracing.enabled else None
+        after = AfterResponse()
         try:
             if not body.stream:
-                result = await router.generate(query, trace_context=traced)
+                result = await router.generate(query, trace_context=traced, after_answer=after)
                 return JSONResponse(
                     mapping.completion(result, model=body.model, max_tokens=query.max_tokens),
                     headers=mapping.headers(result),
+                    background=after.task(),
                 )
             request_id = uuid.uuid4().hex
-            events = router.stream(query, request_id=request_id, trace_context=traced)
+            events = router.stream(
+                query, request_id=request_id, trace_context=traced, after_answer=after
+            )
             first = await anext(events)
         except (NoRoute, RouteFailed) as error:
+            after.run()
             raise errors.unanswered(error) from None
         chunks = Chunks(request_id, body.model)
         return StreamingResponse(
@@ -105,6 +134,7 @@ def create_app(router: Router) -> FastAPI:
                 "x-sllm-policy-version": router.policies.current.version,
                 "cache-control": "no-cache",
             },
+            background=after.task(),
         )
 
     @app.get("/v1/models")

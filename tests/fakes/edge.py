@@ -75,6 +75,8 @@ class ScriptedEdge:
     prefill_tokens_per_s: float = 1000.0
     decode_tokens_per_s: float = 100.0
     target: str = TARGET
+    # As a worker in its own process would: the tracing tests read the headers it got.
+    continues_trace: bool = True
     calls: list[EdgeCall] = field(default_factory=list)
     closed: bool = False
 

@@ -21,6 +21,7 @@ class TimedEdge:
     answer_s: float = 0.02
     scripted: ScriptedEdge = field(default_factory=ScriptedEdge)
     target: str = "timed-edge"
+    continues_trace: bool = False
     # The timeouts the router gave, in order (refused ones too).
     timeouts: list[float] = field(default_factory=list)
 

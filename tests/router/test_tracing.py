@@ -3,15 +3,18 @@ caller's `traceparent` honoured over gRPC and HTTP, and the trace id on the deci
 record and the log lines.
 
 The spans go to the OpenTelemetry SDK's in-memory exporter (exported as each ends), read
-right after the call. The edge is scripted (tests/fakes/edge.py) because the cascade's
-branch must be forced; the cloud is the real stand-in behind the fault proxy, which
-records the headers it was sent and fails the first attempt where a retry is wanted.
-A real OTLP/HTTP receiver is in test_tracing_export.py.
+once the request's spans are made: after its answer has gone (router/spans.py). The edge
+is scripted (tests/fakes/edge.py) because the cascade's branch must be forced; the cloud
+is the real stand-in behind the fault proxy, which records the headers it was sent and
+fails the first attempt where a retry is wanted. A real OTLP/HTTP receiver is in
+test_tracing_export.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Sequence
 
 import grpc
@@ -33,6 +36,15 @@ from tests.router.requests import ask, route_name
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
 TRACEPARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+# The spans of a request the edge answered.
+EDGE_ANSWERED = {
+    "sllm.route",
+    "sllm.decide",
+    "sllm.edge",
+    "sllm.edge.prefill",
+    "sllm.edge.decode",
+    "sllm.outcome_log",
+}
 
 
 @pytest.fixture
@@ -42,6 +54,18 @@ def exporter() -> InMemorySpanExporter:
 
 def tracing(exporter: InMemorySpanExporter, **options: float) -> Tracing:
     return Tracing.to(exporter, service="sllm-router", batch=False, **options)
+
+
+async def finished(exporter: InMemorySpanExporter, requests: int = 1) -> list[ReadableSpan]:
+    """The spans, once the route spans of `requests` requests are among them: a request's
+    steps become spans after its answer has gone, on the router's event loop."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        spans = list(exporter.get_finished_spans())
+        if sum(span.name == "sllm.route" for span in spans) >= requests:
+            return spans
+        assert time.monotonic() < deadline, [span.name for span in spans]
+        await asyncio.sleep(0.01)
 
 
 def by_name(spans: Sequence[ReadableSpan]) -> dict[str, ReadableSpan]:
@@ -84,16 +108,8 @@ async def test_a_cascaded_request_is_one_trace_edge_then_cloud_under_the_callers
             ask(max_tokens=4), metadata=(("traceparent", TRACEPARENT),)
         )
     assert route_name(response) == "EDGE_THEN_CLOUD"
-    spans = by_name(exporter.get_finished_spans())
-    assert set(spans) == {
-        "sllm.route",
-        "sllm.decide",
-        "sllm.edge",
-        "sllm.edge.prefill",
-        "sllm.edge.decode",
-        "sllm.cloud",
-        "sllm.outcome_log",
-    }
+    spans = by_name(await finished(exporter))
+    assert set(spans) == EDGE_ANSWERED | {"sllm.cloud"}
     assert {trace_of(span) for span in spans.values()} == {CALLER_TRACE}
     # The tree: the caller's span > the request (the router's server span) > its steps.
     route = spans["sllm.route"]
@@ -148,6 +164,33 @@ async def test_a_cascaded_request_is_one_trace_edge_then_cloud_under_the_callers
     assert response.decision.trace_id == CALLER_TRACE
 
 
+async def test_an_edge_in_the_routers_process_is_a_span_made_after_the_answer(
+    router_factory: RouterFactory, exporter: InMemorySpanExporter
+) -> None:
+    # An edge that no other process continues (the in-process worker) is sent no trace
+    # context: its span, like the decision's, is made once the answer has gone.
+    edge = ScriptedEdge(continues_trace=False)
+    router = await router_factory(fake_edge=edge, cloud=closed_cloud(), tracing=tracing(exporter))
+    response = await router.stub.Generate(ask(), metadata=(("traceparent", TRACEPARENT),))
+    assert route_name(response) == "EDGE"
+    assert dict(edge.calls[0].trace_headers) == {}
+    spans = by_name(await finished(exporter))
+    assert set(spans) == EDGE_ANSWERED
+    route, edge_span = spans["sllm.route"], spans["sllm.edge"]
+    assert parent_of(edge_span) == span_id(route)
+    assert edge_span.kind == SpanKind.CLIENT
+    assert (edge_span.attributes or {})["sllm.edge.exit_reason"] == "STOP"
+    for phase in ("prefill", "decode"):
+        assert parent_of(spans[f"sllm.edge.{phase}"]) == span_id(edge_span)
+    # Each step lies inside the request's span, in the order it ran.
+    steps = [spans[name] for name in ("sllm.decide", "sllm.edge", "sllm.outcome_log")]
+    assert all(
+        (route.start_time or 0) <= (step.start_time or 0) <= (step.end_time or 0) for step in steps
+    )
+    assert (steps[-1].end_time or 0) <= (route.end_time or 0)
+    assert [step.start_time for step in steps] == sorted(step.start_time or 0 for step in steps)
+
+
 async def test_a_new_trace_starts_without_a_caller_and_logs_name_it(
     router_factory: RouterFactory, exporter: InMemorySpanExporter
 ) -> None:
@@ -158,7 +201,7 @@ async def test_a_new_trace_starts_without_a_caller_and_logs_name_it(
         processors=[structlog.contextvars.merge_contextvars]
     ) as lines:
         response = await router.stub.Generate(ask())
-    spans = by_name(exporter.get_finished_spans())
+    spans = by_name(await finished(exporter))
     trace_id = trace_of(spans["sllm.route"])
     assert response.decision.trace_id == trace_id
     assert spans["sllm.route"].parent is None
@@ -178,8 +221,10 @@ async def test_an_unsampled_request_records_nothing_and_names_no_trace(
     )
     response = await router.stub.Generate(ask())
     assert route_name(response) == "EDGE"
-    assert exporter.get_finished_spans() == ()
     assert response.decision.trace_id == ""
+    # A sampled caller's request next: once its spans are made, the first's would be too.
+    await router.stub.Generate(ask(), metadata=(("traceparent", TRACEPARENT),))
+    assert {trace_of(span) for span in await finished(exporter)} == {CALLER_TRACE}
 
 
 async def test_the_callers_decision_not_to_sample_is_kept(
@@ -189,8 +234,12 @@ async def test_the_callers_decision_not_to_sample_is_kept(
         fake_edge=ScriptedEdge(), cloud=closed_cloud(), tracing=tracing(exporter)
     )
     unsampled = f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"
-    await router.stub.Generate(ask(), metadata=(("traceparent", unsampled),))
-    assert exporter.get_finished_spans() == ()
+    response = await router.stub.Generate(ask(), metadata=(("traceparent", unsampled),))
+    assert response.decision.trace_id == ""
+    # The same caller's next request, sampled: only its spans are made.
+    sampled = await router.stub.Generate(ask(), metadata=(("traceparent", TRACEPARENT),))
+    routes = [span for span in await finished(exporter) if span.name == "sllm.route"]
+    assert [route.attributes["sllm.request_id"] for route in routes] == [sampled.request_id]  # type: ignore[index]
 
 
 async def test_tracing_off_by_default_names_no_trace_and_sends_no_traceparent(
@@ -211,7 +260,7 @@ async def test_an_unanswered_request_is_an_error_span_saying_why(
     router = await router_factory(fake_edge=edge, cloud=closed_cloud(), tracing=tracing(exporter))
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await router.stub.Generate(ask(local_only=True))
-    spans = by_name(exporter.get_finished_spans())
+    spans = by_name(await finished(exporter))
     route, edge_span = spans["sllm.route"], spans["sllm.edge"]
     assert route.status.status_code == StatusCode.ERROR
     assert route.status.description == raised.value.details()
@@ -244,7 +293,7 @@ async def test_the_http_door_honours_traceparent_and_names_the_trace(
     assert reply.status_code == 200, reply.text
     assert reply.json()["sllm"]["decision"]["trace_id"] == CALLER_TRACE
     assert streamed.status_code == 200
-    routes = [s for s in exporter.get_finished_spans() if s.name == "sllm.route"]
+    routes = [s for s in await finished(exporter, requests=2) if s.name == "sllm.route"]
     assert len(routes) == 2
     for route in routes:
         assert (trace_of(route), parent_of(route)) == (CALLER_TRACE, CALLER_SPAN)
