@@ -274,12 +274,18 @@ class Router:
         grpc_remaining_s: float | None = None,
         trace_context: Context | None = None,
     ) -> RouteResult:
+        result: RouteResult | None = None
+        # Read to its end rather than left at the result: an async generator left
+        # suspended is closed by the event loop's finalizer hook, a task and a wake-up of
+        # the loop each (for this one and the cascade's inside it) on every request.
         async for event in self.stream(
             query, grpc_remaining_s=grpc_remaining_s, trace_context=trace_context
         ):
             if isinstance(event, RouteResult):
-                return event
-        raise RouteFailed("the cascade ended without a result")
+                result = event
+        if result is None:
+            raise RouteFailed("the cascade ended without a result")
+        return result
 
     async def _log(
         self, query: Query, result: RouteResult, cascade: Cascade, route_span: trace.Span
