@@ -15,12 +15,12 @@ import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx2
 import openai
 import structlog
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 from opentelemetry import trace
 from opentelemetry.context import Context
 
@@ -46,6 +46,7 @@ T = TypeVar("T")
 
 log = structlog.get_logger("cloud_adapter.client")
 
+_CHAT = "/chat/completions"
 # Sent when no key is configured: local servers ignore it; real clouds answer 401.
 _NO_KEY = "sk-no-key-configured"
 
@@ -133,14 +134,11 @@ class CloudClient:
         headers = trace_headers(span)
 
         async def attempt(http_timeout: httpx2.Timeout) -> Answer:
-            response = await self._openai.chat.completions.create(
-                model=self.model,
-                messages=wire,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                stream=False,
-                timeout=http_timeout,
-                extra_headers=headers or None,
+            response = await self._openai.post(
+                _CHAT,
+                cast_to=ChatCompletion,
+                body=self._body(wire, max_tokens, temperature, streamed=False),
+                options=_options(http_timeout, headers),
             )
             return Answer.of(response)
 
@@ -202,16 +200,13 @@ class CloudClient:
         headers = trace_headers(span)
 
         async def attempt(http_timeout: httpx2.Timeout) -> _OpenedStream:
-            stream = await self._openai.chat.completions.create(
-                model=self.model,
-                messages=wire,
-                max_tokens=max_tokens,
-                temperature=temperature,
+            stream = await self._openai.post(
+                _CHAT,
+                cast_to=ChatCompletion,
+                body=self._body(wire, max_tokens, temperature, streamed=True),
+                options=_options(http_timeout, headers),
                 stream=True,
-                # Usage in the last chunk, where the endpoint supports it (else estimated).
-                stream_options={"include_usage": True},
-                timeout=http_timeout,
-                extra_headers=headers or None,
+                stream_cls=openai.AsyncStream[ChatCompletionChunk],
             )
             state = StreamState()
             try:
@@ -283,6 +278,29 @@ class CloudClient:
                 f"max_tokens must be >= 1, got {max_tokens}", endpoint=self.endpoint
             )
         return [{"role": m.role, "content": m.content} for m in messages]  # type: ignore[misc]
+
+    def _body(
+        self,
+        wire: list[ChatCompletionMessageParam],
+        max_tokens: int,
+        temperature: float,
+        *,
+        streamed: bool,
+    ) -> dict[str, Any]:
+        """The request as `chat.completions.create` sends it. Posted as it is: `create`
+        first walks its typed parameters to transform them (0.36 ms of CPU a call here,
+        a tenth of a cloud-routed request), a no-op for these plain values."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": wire,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": streamed,
+        }
+        if streamed:
+            # Usage in the last chunk, where the endpoint supports it (else estimated).
+            body["stream_options"] = {"include_usage": True}
+        return body
 
     async def _call(
         self,
@@ -473,6 +491,13 @@ class CloudClient:
             finish_reason=finish_reason,
         )
         return result
+
+
+def _options(timeout: httpx2.Timeout, headers: dict[str, str]) -> openai.RequestOptions:
+    options: openai.RequestOptions = {"timeout": timeout}
+    if headers:
+        options["headers"] = headers
+    return options
 
 
 def _answered(span: trace.Span, result: CloudResult) -> None:

@@ -12,6 +12,7 @@ bound. Feedback goes through the same queue, so it always lands after the row it
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -113,12 +114,24 @@ def _settle(
             done.set_exception(error)
 
 
+def _wake_all(waiters: Sequence[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        # Done already: timed out, or its caller left.
+        if not waiter.done():
+            waiter.set_result(None)
+
+
 class OutcomeLog:
     def __init__(self, where: str | Path, *, store_prompts: bool, queue_size: int) -> None:
         """`where`: the store's URL, or a SQLite file's path."""
         self.store = open_store(where)
         self._store_prompts = store_prompts
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        # `committed` callers whose rows the writer settled, woken together once a batch
+        # is written: one wake-up of an event loop (a write to its self-pipe) per batch,
+        # not one per row as `asyncio.wrap_future` makes.
+        self._woken: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]
+        self._woken = collections.deque()
         self._thread = threading.Thread(target=self._run, name="outcome-log", daemon=True)
         self._thread.start()
 
@@ -141,12 +154,21 @@ class OutcomeLog:
         a request after this, so an answered request's row outlives a crash of the router.
         False when the row is not committed yet (still queued: counted, since a crash now
         would lose it) or was lost (counted where it was lost)."""
-        waiting = asyncio.wrap_future(written)
-        await asyncio.wait({waiting}, timeout=timeout_s)
-        if not waiting.done():
+        if not written.done() and timeout_s > 0:
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            written.add_done_callback(lambda _: self._woken.append((loop, waiter)))
+            # Settled meanwhile: its waiter may have missed the batch's wake-up.
+            if not written.done():
+                expiry = loop.call_later(timeout_s, _wake_all, (waiter,))
+                try:
+                    await waiter
+                finally:
+                    expiry.cancel()
+        if not written.done():
             metrics.OUTCOME_ACKS_BEFORE_COMMIT.inc()
             return False
-        return waiting.exception() is None
+        return written.exception() is None
 
     async def feedback(
         self,
@@ -195,8 +217,19 @@ class OutcomeLog:
                     break
             stop = _STOP in batch
             self._write([item for item in batch if item is not _STOP])
+            self._wake()
             if stop:
                 return
+
+    def _wake(self) -> None:
+        waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        while self._woken:
+            loop, waiter = self._woken.popleft()
+            waiters.setdefault(loop, []).append(waiter)
+        for loop, woken in waiters.items():
+            # A loop closed since its caller waited has nobody left to wake.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_wake_all, woken)
 
     def _write(self, batch: list[tuple[_Op, concurrent.futures.Future[Any] | None]]) -> None:
         """One transaction per batch; if it fails, each item alone, so one bad item is lost

@@ -274,18 +274,21 @@ class Router:
         trace_context: Context | None = None,
         after_answer: spans.AfterAnswer = spans.next_turn,
     ) -> RouteResult:
-        events = self.stream(
+        result: RouteResult | None = None
+        # Read to its end rather than left at the result: an async generator left
+        # suspended is closed by the event loop's finalizer hook, a task and a wake-up of
+        # the loop each (for this one and the cascade's inside it) on every request.
+        async for event in self.stream(
             query,
             grpc_remaining_s=grpc_remaining_s,
             trace_context=trace_context,
             after_answer=after_answer,
-        )
-        # Closed here, not whenever it is collected: the request ends with this call.
-        async with contextlib.aclosing(events):
-            async for event in events:
-                if isinstance(event, RouteResult):
-                    return event
-        raise RouteFailed("the cascade ended without a result")
+        ):
+            if isinstance(event, RouteResult):
+                result = event
+        if result is None:
+            raise RouteFailed("the cascade ended without a result")
+        return result
 
     async def _log(
         self, query: Query, result: RouteResult, cascade: Cascade, request_trace: spans.RequestTrace

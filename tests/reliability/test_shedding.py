@@ -98,3 +98,20 @@ async def test_a_stalled_store_sheds_exactly_the_rows_beyond_the_queue(
     assert first.result(timeout=10) is None
     assert _row_count(log) == 1 + queue_size
     log.close()
+
+
+async def test_an_answer_waits_for_its_row_no_longer_than_the_commit_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = OutcomeLog(tmp_path / "log.sqlite3", store_prompts=False, queue_size=10)
+    acks = "sllm_router_outcome_acks_before_commit_total"
+    before = REGISTRY.get_sample_value(acks) or 0.0
+    with _stalled(log, monkeypatch) as (entered, release):
+        written = log.record(cloud_answered("r0"))
+        assert await asyncio.to_thread(entered.wait, 10)
+        assert not await log.committed(written, timeout_s=0.05)
+        assert (REGISTRY.get_sample_value(acks) or 0.0) - before == 1
+        release.set()
+        # Still waited for after a timeout: the row's commit wakes its next waiter.
+        assert await log.committed(written, timeout_s=30)
+    log.close()

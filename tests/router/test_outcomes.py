@@ -3,6 +3,7 @@ tests/store/test_migrations.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -85,3 +86,11 @@ async def test_feedback_attaches_to_a_logged_row_and_survives_a_reopen(tmp_path:
     (row,) = list(again.rows())
     assert (row["feedback_score"], row["feedback_source"]) == (0.0, "user")
     again.close()
+
+
+async def test_rows_committed_in_one_batch_each_wake_their_waiter(tmp_path: Path) -> None:
+    log = OutcomeLog(tmp_path / "log.sqlite3", store_prompts=False, queue_size=100)
+    written = [log.record(_entry(f"r{n}")) for n in range(20)]
+    assert await asyncio.gather(*(log.committed(w, timeout_s=30) for w in written)) == [True] * 20
+    assert len(list(log.rows())) == 20
+    log.close()
