@@ -249,7 +249,7 @@ class Router:
             ):
                 async for event in cascade.run():
                     if isinstance(event, RouteResult):
-                        request_trace.result = event
+                        request_trace.routed(event)
                         # Settled first: a shadow call sees the budget this query left.
                         await self.spend.settle(hold, event.decision.cost_usd)
                         settled = True
@@ -257,7 +257,7 @@ class Router:
                         self.overhead.observe(_own_ms(cascade))
                     yield event
         except (NoRoute, RouteFailed) as error:
-            request_trace.error = error
+            request_trace.failed(error)
             raise
         finally:
             request_trace.end()

@@ -98,9 +98,8 @@ class RequestTrace:
         self.span = tracer.start_span(ROUTE, context=caller, kind=trace.SpanKind.SERVER)
         self.recording = self.span.is_recording()
         self.trace_id = trace_id(self.span)
-        self.steps: list[Step] = []
-        self.result: RouteResult | None = None
-        self.error: BaseException | None = None
+        # The request's own span as a step, live from the start: its steps are its children.
+        self.route = Step(ROUTE, 0, live=self.span, recorded=self.recording)
 
     @classmethod
     def untraced(cls) -> RequestTrace:
@@ -114,7 +113,7 @@ class RequestTrace:
     def step(self, name: str, *, kind: trace.SpanKind = trace.SpanKind.INTERNAL) -> Step:
         step = Step(name, time.time_ns(), kind, recorded=self.recording)
         if self.recording:
-            self.steps.append(step)
+            self.route.children.append(step)
         return step
 
     def headers(self, step: Step) -> dict[str, str]:
@@ -127,24 +126,22 @@ class RequestTrace:
         )
         return trace_headers(step.live)
 
+    def routed(self, result: RouteResult) -> None:
+        if self.recording:
+            self.route.attributes.update(_routed(result))
+
+    def failed(self, error: BaseException) -> None:
+        if self.recording:
+            self.route.failed(error)
+
     def end(self) -> None:
         """The request is over: its spans are made and ended once its answer has gone."""
         if not self.recording:
             self.span.end()
             return
-        end_ns = time.time_ns()
-        self.after_answer(lambda: self._export(end_ns))
-
-    def _export(self, end_ns: int) -> None:
-        inside = trace.set_span_in_context(self.span)
-        for step in self.steps:
-            step.export(self.tracer, inside)
-        if self.result is not None:
-            self.span.set_attributes(_routed(self.result))
-        if self.error is not None:
-            self.span.set_status(trace.StatusCode.ERROR, str(self.error))
-            self.span.set_attribute("sllm.error", type(self.error).__name__)
-        self.span.end(end_time=end_ns)
+        self.route.end()
+        # A live span's parent is set already: the context given is not read.
+        self.after_answer(lambda: self.route.export(self.tracer, Context()))
 
 
 def decided(step: Step, record: DecisionRecord, first: str, mode: str) -> None:
