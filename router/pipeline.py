@@ -224,7 +224,7 @@ class Router:
         hold = await self.spend.hold(query.tenant, self._cloud_cost(query))
         # The request's server span: its parent is the caller's span, over either door.
         request_trace = spans.RequestTrace(
-            self.tracing.tracer,
+            self.tracing,
             trace_context if trace_context is not None else current_context(),
             after_answer,
         )

@@ -8,11 +8,12 @@
     ├── sllm.cloud            the cloud call (cloud_adapter: attempts, retries, breaker)
     └── sllm.outcome_log      the outcome row written and, within the wait, committed
 
-Only what a callee must continue is a span while the request runs: the route span (its
-ids name the trace in the logs and the decision record), the cloud call's, and the edge
-call's when the edge runs in another process. The other steps are kept as plain timings
-and become spans once the answer has gone: the SDK takes 15-25 us to make a span, which
-the request would otherwise wait for (docs/observability.md).
+Only the cloud call is an SDK span while the request runs (cloud_adapter makes it, under
+the route span's ids). The request's own steps are plain timings with ids chosen as they
+start (`sllm.tracing.Recorder`): the ids name the trace in the logs and the decision record
+and parent the callees (the cloud call, an edge worker in another process), and the spans
+themselves are made in one go once the answer has gone, for a few microseconds each where
+the SDK takes 40-60 to start and end one (docs/observability.md).
 
 Spans are parented explicitly rather than through the current context: the request runs
 in async generators, whose context a consumer shares between its steps.
@@ -27,12 +28,13 @@ from dataclasses import dataclass, field
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 from opentelemetry.util.types import AttributeValue
 
 from router.edge_client import EdgeAnswer
 from router.record import DecisionRecord, RouteResult
 from router.signals import EdgeSignals
-from sllm.tracing import trace_headers, trace_id
+from sllm.tracing import Recorder, Tracing, trace_headers, trace_id
 
 ROUTE = "sllm.route"
 DECIDE = "sllm.decide"
@@ -52,8 +54,8 @@ def next_turn(work: Callable[[], None]) -> None:
 
 @dataclass(slots=True)
 class Step:
-    """A step of the request, timed now and made a span later (`RequestTrace.end`); or,
-    when a callee continues it, a span already (`live`) that only gets its end later."""
+    """A step of the request, timed now and made a span once the request is over
+    (`RequestTrace.end`). Its ids are chosen then, or earlier when a callee continues it."""
 
     name: str
     start_ns: int
@@ -62,7 +64,7 @@ class Step:
     attributes: Attributes = field(default_factory=dict)
     error: str = ""
     children: list[Step] = field(default_factory=list)
-    live: trace.Span | None = None
+    context: SpanContext | None = None
     # False in a request that is not traced: nothing is kept, so nothing need be described.
     recorded: bool = True
 
@@ -73,42 +75,58 @@ class Step:
         self.error = str(error)
         self.attributes["sllm.error"] = type(error).__name__
 
-    def export(self, tracer: trace.Tracer, parent: Context) -> None:
-        span = self.live or tracer.start_span(
-            self.name, context=parent, kind=self.kind, start_time=self.start_ns
+    def export(self, recorder: Recorder, parent: SpanContext | None) -> None:
+        """This step's span and its children's. `parent` None: the root of a new trace,
+        whose ids are chosen already."""
+        context = self.context
+        if context is None:
+            assert parent is not None, f"{self.name}: a step without ids needs a parent"
+            context = recorder.child(parent)
+        # A step whose end was never marked (its code raised) ends when its span is made.
+        end_ns = self.end_ns or time.time_ns()
+        recorder.record(
+            self.name,
+            context,
+            parent,
+            kind=self.kind,
+            start_ns=self.start_ns,
+            end_ns=end_ns,
+            attributes=self.attributes,
+            error=self.error,
         )
-        span.set_attributes(self.attributes)
-        if self.error:
-            span.set_status(trace.StatusCode.ERROR, self.error)
-        inside = trace.set_span_in_context(span)
         for child in self.children:
-            child.export(tracer, inside)
-        span.end(end_time=self.end_ns or None)
+            child.export(recorder, context)
+
+
+_UNTRACED = Tracing.off()
 
 
 class RequestTrace:
-    """One request's trace: its route span, started now under the caller's trace, and its
-    steps. Untraced (tracing off, or the request not sampled), steps are made and dropped."""
+    """One request's trace: its route step, under the caller's trace, and the steps inside
+    it. Untraced (tracing off, or the request not sampled), steps are made and dropped."""
 
     def __init__(
-        self, tracer: trace.Tracer, caller: Context | None, after_answer: AfterAnswer = next_turn
+        self, tracing: Tracing, caller: Context | None, after_answer: AfterAnswer = next_turn
     ) -> None:
-        self.tracer = tracer
+        self.recorder = tracing.recorder
         self.after_answer = after_answer
-        self.span = tracer.start_span(ROUTE, context=caller, kind=trace.SpanKind.SERVER)
-        self.recording = self.span.is_recording()
-        self.trace_id = trace_id(self.span)
-        # The request's own span as a step, live from the start: its steps are its children.
-        self.route = Step(ROUTE, 0, live=self.span, recorded=self.recording)
+        started_ns = time.time_ns()
+        ids = self.recorder.sample(caller, ROUTE, trace.SpanKind.SERVER) if self.recorder else None
+        self.recording = ids is not None
+        self.trace_id = trace_id(ids) if ids is not None else ""
+        self._caller = trace.get_current_span(caller).get_span_context() if ids else None
+        self.route = Step(
+            ROUTE, started_ns, trace.SpanKind.SERVER, context=ids, recorded=self.recording
+        )
 
     @classmethod
     def untraced(cls) -> RequestTrace:
-        return cls(trace.NoOpTracer(), None)
+        return cls(_UNTRACED, None)
 
     @property
     def context(self) -> Context | None:
         """What a live child (the cloud call) starts in; None when nothing is recorded."""
-        return trace.set_span_in_context(self.span) if self.recording else None
+        return _inside(self.route.context)
 
     def step(self, name: str, *, kind: trace.SpanKind = trace.SpanKind.INTERNAL) -> Step:
         step = Step(name, time.time_ns(), kind, recorded=self.recording)
@@ -117,14 +135,12 @@ class RequestTrace:
         return step
 
     def headers(self, step: Step) -> dict[str, str]:
-        """The W3C headers that make a callee's spans children of `step`, which becomes a
-        span now so that it has an id to give; none when nothing is recorded."""
-        if not self.recording:
+        """The W3C headers that make a callee's spans children of `step`, whose ids are
+        chosen now so that it has an id to give; none when nothing is recorded."""
+        if self.recorder is None or self.route.context is None:
             return {}
-        step.live = self.tracer.start_span(
-            step.name, context=self.context, kind=step.kind, start_time=step.start_ns
-        )
-        return trace_headers(step.live)
+        step.context = self.recorder.child(self.route.context)
+        return trace_headers(NonRecordingSpan(step.context))
 
     def routed(self, result: RouteResult) -> None:
         if self.recording:
@@ -135,13 +151,18 @@ class RequestTrace:
             self.route.failed(error)
 
     def end(self) -> None:
-        """The request is over: its spans are made and ended once its answer has gone."""
-        if not self.recording:
-            self.span.end()
+        """The request is over: its spans are made once its answer has gone."""
+        if self.recorder is None or not self.recording:
             return
         self.route.end()
-        # A live span's parent is set already: the context given is not read.
-        self.after_answer(lambda: self.route.export(self.tracer, Context()))
+        recorder, caller = self.recorder, self._caller
+        # The caller's span may be an invalid (empty) context: the route is then a root.
+        parent = caller if caller is not None and caller.is_valid else None
+        self.after_answer(lambda: self.route.export(recorder, parent))
+
+
+def _inside(ids: SpanContext | None) -> Context | None:
+    return trace.set_span_in_context(NonRecordingSpan(ids)) if ids is not None else None
 
 
 def decided(step: Step, record: DecisionRecord, first: str, mode: str) -> None:
