@@ -34,7 +34,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.results import percentile
-from bench.tracing_cost import measure_tracing_cost
+from bench.tracing_cost import measure_span_cpu, measure_tracing_cost
 from edge_worker.process import start_edge_worker
 from router.active_policy import ActivePolicy
 from router.edge_client import EdgeClient
@@ -257,13 +257,14 @@ async def measure_added_latency(
 
 
 async def _main(quick: bool) -> int:
-    decision_rounds, call_rounds, tracing_rounds = (
-        (2_000, 60, 400) if quick else (20_000, 300, 2_000)
+    decision_rounds, call_rounds, tracing_rounds, span_blocks = (
+        (2_000, 60, 400, 5) if quick else (20_000, 300, 2_000, 20)
     )
     with tempfile.TemporaryDirectory(prefix="sllm-bench-router-") as tmp:
         scratch = Path(tmp)
         decisions = await measure_decisions(decision_rounds, scratch)
         tracing = await measure_tracing_cost(tracing_rounds, scratch)
+        span_cpu = measure_span_cpu(span_blocks)
         edge = start_edge_worker()
         try:
             with (
@@ -301,6 +302,7 @@ async def _main(quick: bool) -> int:
         "inside_router_p50_ms": statistics.median(local.inside_router),
         "inside_router_grpc_edge_p50_ms": statistics.median(remote.inside_router),
         **tracing.figures(),
+        **span_cpu.figures(),
     }
     figures["decision_over_scorer_p50"] = figures["decision_p50_ms"] / figures["scorer_p50_ms"]
     print(f"decision overhead ({len(decisions.wall)} decisions in-process, default policy):")
@@ -331,6 +333,7 @@ async def _main(quick: bool) -> int:
             f"own work around the edge call {statistics.median(one.inside_router):.2f})"
         )
     print(tracing.summary())
+    print(span_cpu.summary())
     print_verdicts(figures, TARGETS)
     return 0
 

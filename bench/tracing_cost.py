@@ -13,6 +13,11 @@ gRPC, every router once a round in a new order each round:
   difference is the noise that comparison carries (the control);
 - the CPU each router process spent per request (from /proc, once its spans have gone
   out): what tracing costs the machine, in the request or after its answer.
+
+`measure_span_cpu` takes the part of that CPU that is tracing's own apart, in this process:
+a request's spans as the router records them, the same spans through the SDK's tracer (the
+baseline: how the router made them before), and their OTLP encoding on the exporter's
+thread.
 """
 
 from __future__ import annotations
@@ -21,14 +26,21 @@ import asyncio
 import random
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from bench.capacity.suite import cpu_s, router_env, server_process
 from bench.otlp_receiver import Receiver
+from router.spans import EDGE, ROUTE, RequestTrace, Step
+from sllm.tracing import Tracing
 from sllm.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 # No cloud is called (local_only): an address nothing listens on.
@@ -150,3 +162,111 @@ async def measure_tracing_cost(rounds: int, scratch: Path) -> TracingCost:
         )
     finally:
         receiver.close()
+
+
+# A request's spans as the router makes them for an edge answer (router/spans.py): the
+# route's 7 attributes, decide's 8, the edge call's 9 with its two phases inside it.
+_ROUTE_ATTRIBUTES = 7
+_STEPS = (("sllm.decide", 8), ("sllm.edge", 9), ("sllm.outcome_log", 0))
+_EDGE_PHASES = (("sllm.edge.prefill", 1), ("sllm.edge.decode", 1))
+
+
+def _attributes(count: int) -> dict[str, float]:
+    return {f"sllm.attribute_{i}": i * 0.5 for i in range(count)}
+
+
+class _Kept(SpanExporter):
+    """Keeps what it is given until cleared."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _recorded(tracing: Tracing) -> None:
+    """A request's spans as the router makes them (router/spans.py)."""
+    request = RequestTrace(tracing, None, after_answer=lambda work: work())
+    for name, count in _STEPS:
+        step = request.step(name)
+        step.attributes.update(_attributes(count))
+        step.end()
+        if name == EDGE:
+            for phase, count in _EDGE_PHASES:
+                inside = Step(phase, step.start_ns, end_ns=step.end_ns)
+                inside.attributes.update(_attributes(count))
+                step.children.append(inside)
+    request.route.attributes.update(_attributes(_ROUTE_ATTRIBUTES))
+    request.end()
+
+
+def _sdk_spans(tracing: Tracing) -> None:
+    """The same spans started and ended through the SDK's tracer: what the router did
+    before its steps were recorded (the baseline)."""
+    tracer = tracing.tracer
+    route = tracer.start_span(ROUTE, kind=trace.SpanKind.SERVER)
+    for name, count in _STEPS:
+        span = tracer.start_span(name, context=trace.set_span_in_context(route))
+        span.set_attributes(_attributes(count))
+        span.end()
+        if name == EDGE:
+            for phase, count in _EDGE_PHASES:
+                inside = tracer.start_span(phase, context=trace.set_span_in_context(span))
+                inside.set_attributes(_attributes(count))
+                inside.end()
+    route.set_attributes(_attributes(_ROUTE_ATTRIBUTES))
+    route.end()
+
+
+@dataclass(frozen=True)
+class SpanCpu:
+    """Thread CPU per request, ms: the request's spans recorded, the same through the SDK,
+    and their OTLP encoding (what the exporter's thread does with them)."""
+
+    recorded_ms: float
+    sdk_ms: float
+    encoded_ms: float
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "tracing_spans_cpu_ms": self.recorded_ms,
+            "tracing_spans_sdk_cpu_ms": self.sdk_ms,
+            "tracing_spans_over_sdk": self.recorded_ms / self.sdk_ms,
+            "tracing_encode_cpu_ms": self.encoded_ms,
+        }
+
+    def summary(self) -> str:
+        return (
+            f"a request's {1 + len(_STEPS) + len(_EDGE_PHASES)} spans, thread CPU: recorded "
+            f"{self.recorded_ms:.3f} ms, through the SDK's tracer {self.sdk_ms:.3f} ms "
+            f"(x{self.recorded_ms / self.sdk_ms:.2f}); OTLP encoding {self.encoded_ms:.3f} ms"
+        )
+
+
+def measure_span_cpu(blocks: int, per_block: int = 200) -> SpanCpu:
+    """Medians over blocks, the three alternating block by block."""
+    kept = _Kept()
+    tracing = Tracing.to(kept, service="sllm-bench", batch=False)
+    _recorded(tracing)
+    spans = kept.spans * per_block
+    work: dict[str, Callable[[], object]] = {
+        "recorded": lambda: _recorded(tracing),
+        "sdk": lambda: _sdk_spans(tracing),
+    }
+    cpu: dict[str, list[float]] = {"recorded": [], "sdk": [], "encoded": []}
+    for _ in range(blocks):
+        for name, one in work.items():
+            kept.spans.clear()
+            started = time.thread_time()
+            for _ in range(per_block):
+                one()
+            cpu[name].append((time.thread_time() - started) * 1000.0 / per_block)
+        started = time.thread_time()
+        encode_spans(spans).SerializeToString()
+        cpu["encoded"].append((time.thread_time() - started) * 1000.0 / per_block)
+    return SpanCpu(*(statistics.median(cpu[name]) for name in ("recorded", "sdk", "encoded")))
