@@ -1,5 +1,6 @@
-"""`sllm bench signals [--live TABLE] [--cache DIR] [--json PATH] [--quick]` and `sllm bench
-agreement --table TABLE [--json PATH]`; heavy imports wait for the handler."""
+"""`sllm bench signals [--live TABLE] [--cache DIR] [--json PATH] [--quick]`, `sllm bench
+agreement --table TABLE [--json PATH]` and `sllm bench trees --data TABLE [--model M]
+[--folds F] [--seeds S] [--json PATH]`; heavy imports wait for the handler."""
 
 from __future__ import annotations
 
@@ -45,6 +46,23 @@ def _agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trees(args: argparse.Namespace) -> int:
+    from bench.signals.trees import cross_validate
+    from router.outcome_table import read_table
+
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    figures = cross_validate(read_table(Path(args.data)), args.model, args.folds, seeds)
+    print(f"{args.model}, {args.folds} folds, seeds {args.seeds}: {args.data}")
+    for name, found in figures.items():
+        print(
+            f"{name:13s} rows {found['rows']:.0f}  AUROC {found['auroc']:.3f}  "
+            f"APGR {found['apgr']:.3f}  CPT(50%) {found['cpt50']:.1%}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 def register(bench_sub: SubParsers) -> None:
     parser = bench_sub.add_parser("signals", help=HELP)
     parser.add_argument(
@@ -71,3 +89,21 @@ def register(bench_sub: SubParsers) -> None:
     )
     agreement.add_argument("--json", metavar="PATH", help="write the figures here")
     agreement.set_defaults(handler=_agreement)
+
+    trees = bench_sub.add_parser(
+        "trees",
+        help="cross-validation of linear scorers against boosted trees on their signals",
+    )
+    trees.add_argument(
+        "--data", required=True, metavar="TABLE", help="a training table (never test rows)"
+    )
+    trees.add_argument("--model", choices=["cascade", "pre-generation"], default="cascade")
+    trees.add_argument(
+        "--folds",
+        choices=["random", "group"],
+        default="random",
+        help="random: 5 folds per seed; group: 5 folds of whole tasks",
+    )
+    trees.add_argument("--seeds", default="0,1,2", metavar="N,...")
+    trees.add_argument("--json", metavar="PATH", help="write the figures here")
+    trees.set_defaults(handler=_trees)
