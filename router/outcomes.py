@@ -240,15 +240,15 @@ class OutcomeLog:
         return self.store.rows()
 
     def flush(self, timeout_s: float = 10.0) -> None:
-        """Blocks until everything submitted so far from this thread is written."""
-        self._flush_here()
+        """Blocks until everything submitted so far is written."""
+        self._hand_off_batches()
         done: concurrent.futures.Future[Any] = concurrent.futures.Future()
         if not self._enqueue(_Item(lambda w: None, done), timeout_s=timeout_s):
             raise queue.Full
         done.result(timeout=timeout_s)
 
     def close(self) -> None:
-        self._flush_here()
+        self._hand_off_batches()
         self._queue.put(_STOP)
         self._thread.join()
         self.store.close()
@@ -266,12 +266,12 @@ class OutcomeLog:
             loop.call_soon(self._flush, loop)
         batch.append(item)
 
-    def _flush_here(self) -> None:
-        """Writes the running loop's batch now: a caller about to block it (`flush`,
-        `close`) would otherwise wait for a batch that is written only after it returns."""
-        loop = _running_loop()
-        if loop is not None:
-            self._flush(loop)
+    def _hand_off_batches(self) -> None:
+        """Every loop's batch, to the writer thread now: a caller about to block (`flush`,
+        `close`, perhaps on the loop's own thread) would otherwise wait for batches that
+        are written only after it returns, or after the store is closed."""
+        for loop in list(self._batches):
+            self._hand_off(self._batches.pop(loop, ()))
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """The end of a loop's turn: its batch in one transaction, on the loop, unless
