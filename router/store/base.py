@@ -15,6 +15,11 @@ class StoreError(Exception):
     """A backend failed (connection, constraint, disk); the message says which store."""
 
 
+class StoreBusy(StoreError):
+    """Another writer holds the store, and the transaction was not to wait: nothing of
+    it was written."""
+
+
 class SchemaTooNew(StoreError):
     """The store was migrated by a newer sllm; this one would misread it."""
 
@@ -55,9 +60,21 @@ class OutcomeStore(Protocol):
     # The store as messages name it: a path, or a URL without its password.
     where: str
     schema_version: int
+    # Commits that touch only a local file (tens of microseconds, no network): cheap
+    # enough for the router to make on its event loop with `transaction(wait=False)`,
+    # leaving `checkpoint` to a thread. False where a commit is a round trip.
+    local_writes: bool
 
-    def transaction(self) -> AbstractContextManager[Writes]:
-        """All or nothing; raises StoreError. One writer thread at a time."""
+    def transaction(self, *, wait: bool = True) -> AbstractContextManager[Writes]:
+        """All or nothing; raises StoreError. One writer at a time: `wait=False` raises
+        StoreBusy at once, instead of waiting, while another writer holds the store
+        (PostgreSQL: another writer of this process)."""
+        ...
+
+    def checkpoint(self) -> None:
+        """The upkeep that transactions made with `wait=False` leave undone, for a thread
+        to run (SQLite: moving the write-ahead log into the file); waits for this
+        process's writers. Nothing to do for PostgreSQL."""
         ...
 
     def rows(self) -> Iterator[Mapping[str, Any]]:

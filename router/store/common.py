@@ -90,12 +90,13 @@ class SqlStore(ABC):
     driver_errors: tuple[type[Exception], ...]
 
     @abstractmethod
-    def _transaction(self, *, writer: bool) -> AbstractContextManager[Run]:
-        """A transaction on the writer thread's connection, or on one for everything else."""
+    def _transaction(self, *, writer: bool, wait: bool = True) -> AbstractContextManager[Run]:
+        """A transaction on a writer's connection, or on one for everything else; `wait`:
+        as `OutcomeStore.transaction`'s (writers only)."""
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlWrites]:
-        with self._errors(), self._transaction(writer=True) as run:
+    def transaction(self, *, wait: bool = True) -> Iterator[SqlWrites]:
+        with self._errors(), self._transaction(writer=True, wait=wait) as run:
             yield SqlWrites(run)
 
     @contextmanager

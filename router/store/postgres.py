@@ -21,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from router.spend import Spend
+from router.store.base import StoreBusy
 from router.store.common import ROWS, Run, SqlStore
 from router.store.migrations import LATEST, SCHEMA_VERSION_TABLE, pending
 from router.store.postgres_spend import PostgresSpend
@@ -71,6 +72,8 @@ def migrate(connection: psycopg.Connection[Any], where: str, *, target: int = LA
 
 class PostgresStore(SqlStore):
     driver_errors = (psycopg.Error,)
+    # A commit is a round trip to the server: never on the router's event loop.
+    local_writes = False
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -88,8 +91,11 @@ class PostgresStore(SqlStore):
         return connection
 
     @contextmanager
-    def _transaction(self, *, writer: bool) -> Iterator[Run]:
-        with self._locks[writer]:
+    def _transaction(self, *, writer: bool, wait: bool = True) -> Iterator[Run]:
+        lock = self._locks[writer]
+        if not lock.acquire(blocking=wait):
+            raise StoreBusy(f"{self.where}: this router's other write is under way")
+        try:
             connection = self._connection(writer=writer)
 
             def run(statement: str, params: Mapping[str, Any]) -> psycopg.Cursor[Any]:
@@ -97,6 +103,8 @@ class PostgresStore(SqlStore):
 
             with connection.pipeline(), connection.transaction():
                 yield run
+        finally:
+            lock.release()
 
     def _lock_policies(self, run: Run) -> None:
         run("LOCK TABLE policies IN SHARE ROW EXCLUSIVE MODE", {})
@@ -110,6 +118,9 @@ class PostgresStore(SqlStore):
         ):
             cursor.execute(ROWS)
             yield from cursor
+
+    def checkpoint(self) -> None:
+        """The server checkpoints its own log."""
 
     def tenant_spend(self, *, budget_usd: float | None, window_s: float) -> Spend:
         return PostgresSpend(self.url, budget_usd=budget_usd, window_s=window_s)

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from bench.store import cloud_answered
 from router.outcomes import OutcomeLog, OutcomeLogFull, Written
-from router.store.base import Writes
+from router.store.base import StoreBusy, Writes
 
 RATE = 2_000  # rows a second
 SECONDS = 2.0
@@ -56,20 +56,24 @@ async def test_a_steady_rate_the_writer_keeps_up_with_sheds_nothing(tmp_path: Pa
 def _stalled(
     log: OutcomeLog, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[threading.Event, threading.Event]]:
-    """The store's transactions wait until `release` is set (a stalled disk or database);
-    `entered` is set when the writer is stalled in one."""
+    """The store's transactions wait until `release` is set (a stalled disk or database),
+    those that must not wait find it busy; `entered` is set when the writer thread is
+    stalled in one."""
     entered, release = threading.Event(), threading.Event()
     transaction = log.store.transaction
 
     @contextmanager
-    def stalled() -> Iterator[Writes]:
+    def stalled(*, wait: bool) -> Iterator[Writes]:
+        if not wait:
+            # As while another process writes: the loop hands its rows to the writer thread.
+            raise StoreBusy(f"{log.store.where}: stalled")
         entered.set()
         release.wait(timeout=30)
         with transaction() as writes:
             yield writes
 
-    def stalled_transaction() -> AbstractContextManager[Writes]:
-        return stalled()
+    def stalled_transaction(*, wait: bool = True) -> AbstractContextManager[Writes]:
+        return stalled(wait=wait)
 
     monkeypatch.setattr(log.store, "transaction", stalled_transaction)
     try:
@@ -89,6 +93,8 @@ async def test_a_stalled_store_sheds_exactly_the_rows_beyond_the_queue(
         first = log.record(cloud_answered("r0"))
         assert await asyncio.to_thread(entered.wait, 10)
         written = [log.record(cloud_answered(f"r{n}")) for n in range(1, queue_size + beyond + 1)]
+        # The end of the loop's turn, when its rows are handed over.
+        await asyncio.sleep(0)
         shed = [w for w in written if w.done() and isinstance(w.exception(), OutcomeLogFull)]
         assert len(shed) == beyond and _shed() - shed_before == beyond
         # A request whose row was shed is answered at once, not after the wait.
