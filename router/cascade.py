@@ -2,6 +2,7 @@
 
 `Cascade.run` is an async generator of events (text deltas, resets) ending with the
 `RouteResult`; the unary API keeps only the result, the streaming API forwards them all.
+For the unary API (`unary`), the cloud's answer comes in one piece, as one delta.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ class Cascade:
     retry_after_s: float | None = None
     # The request's trace (router/spans.py); records nothing when off.
     trace: spans.RequestTrace = field(default_factory=spans.RequestTrace.untraced)
+    # The caller keeps only the result: the cloud call need not stream, which spares the
+    # openai SDK's SSE parsing and a pydantic model per chunk (docs/benchmarks.md,
+    # "Issue 13, part 3").
+    unary: bool = False
 
     def _remaining_ms(self) -> float:
         return max(0.0, (self.deadline - time.monotonic()) * 1000.0)
@@ -235,17 +240,28 @@ class Cascade:
             return
         started = time.monotonic()
         try:
-            async for chunk in self.cloud.stream(
-                self.query.messages,
-                max_tokens=self.query.max_tokens,
-                deadline=deadline,
-                trace_context=self.trace.context,
-            ):
-                if chunk.text:
+            if self.unary:
+                self.cloud_result = await self.cloud.complete(
+                    self.query.messages,
+                    max_tokens=self.query.max_tokens,
+                    deadline=deadline,
+                    trace_context=self.trace.context,
+                )
+                if self.cloud_result.text:
                     self.shown = True
-                    yield Delta(chunk.text, "CLOUD")
-                if chunk.result is not None:
-                    self.cloud_result = chunk.result
+                    yield Delta(self.cloud_result.text, "CLOUD")
+            else:
+                async for chunk in self.cloud.stream(
+                    self.query.messages,
+                    max_tokens=self.query.max_tokens,
+                    deadline=deadline,
+                    trace_context=self.trace.context,
+                ):
+                    if chunk.text:
+                        self.shown = True
+                        yield Delta(chunk.text, "CLOUD")
+                    if chunk.result is not None:
+                        self.cloud_result = chunk.result
         except CloudError as error:
             self.cloud_result = None
             self.record.cloud_error = str(error)

@@ -84,7 +84,11 @@ class EdgeLatency:
 
 
 class CloudLatency:
-    """Cloud time = time to first token + ms per further token."""
+    """Cloud time = time to first token + ms per further token.
+
+    A streamed call shows both. A non-streamed one shows only its whole latency: its time
+    to first token is taken as that latency less its further tokens at the current ms per
+    token, and it does not teach the ms per token (that would only echo the estimate)."""
 
     def __init__(self, *, ttft_ms: float, ms_per_token: float) -> None:
         self._lock = threading.Lock()
@@ -96,11 +100,15 @@ class CloudLatency:
             return self._ttft_ms.value + completion_tokens * self._ms_per_token.value
 
     def observe(self, *, latency_ms: float, ttft_ms: float | None, completion_tokens: int) -> None:
+        """`ttft_ms`: None for a non-streamed call."""
+        further = max(completion_tokens - 1, 0)
         with self._lock:
-            first = ttft_ms if ttft_ms is not None else latency_ms
-            self._ttft_ms.update(first)
-            if completion_tokens > 1 and ttft_ms is not None:
-                self._ms_per_token.update((latency_ms - ttft_ms) / (completion_tokens - 1))
+            if ttft_ms is None:
+                self._ttft_ms.update(max(latency_ms - further * self._ms_per_token.value, 0.0))
+                return
+            self._ttft_ms.update(ttft_ms)
+            if further > 0:
+                self._ms_per_token.update((latency_ms - ttft_ms) / further)
 
 
 class RouterOverhead:

@@ -212,6 +212,7 @@ class Router:
         request_id: str = "",
         trace_context: Context | None = None,
         after_answer: spans.AfterAnswer = spans.next_turn,
+        unary: bool = False,
     ) -> AsyncGenerator[Event, None]:
         """Routes one query; yields deltas and resets, and the `RouteResult` last.
 
@@ -220,7 +221,8 @@ class Router:
         decision to the result, so queries running at once cannot overspend it.
         `trace_context`: the caller's trace (its `traceparent`, from gRPC metadata or
         HTTP headers); None: the current one. `after_answer`: how the door runs work once
-        its answer has gone (the request's spans are made then)."""
+        its answer has gone (the request's spans are made then). `unary`: the caller keeps
+        only the `RouteResult` (`generate`): the cloud's answer is not streamed."""
         hold = await self.spend.hold(query.tenant, self._cloud_cost(query))
         # The request's server span: its parent is the caller's span, over either door.
         request_trace = spans.RequestTrace(
@@ -237,6 +239,7 @@ class Router:
             )
             spans.decided(deciding, cascade.record, cascade.plan.first, cascade.plan.reasoning_mode)
             cascade.trace = request_trace
+            cascade.unary = unary
             cascade.record.trace_id = request_trace.trace_id
             metrics.DECISION_SECONDS.observe(cascade.record.timings.decision_ms / 1000.0)
             metrics.P_EDGE_OK.observe(cascade.record.p_edge_ok)
@@ -283,6 +286,7 @@ class Router:
             grpc_remaining_s=grpc_remaining_s,
             trace_context=trace_context,
             after_answer=after_answer,
+            unary=True,
         ):
             if isinstance(event, RouteResult):
                 result = event

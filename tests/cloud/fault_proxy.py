@@ -2,8 +2,9 @@
 
 Each request arrives on its own connection (the proxy asks the server to close after each
 response, so the client never reuses one), and takes the next queued fault, if any:
-delay it, reset it, answer a status of the proxy's own, or cut or stall the response
-after some server-sent events. Without a fault, bytes pass through unchanged.
+delay it, reset it, answer a status of the proxy's own, cut or stall the response after
+some server-sent events, or cut a unary response partway through its body. Without a
+fault, bytes pass through unchanged.
 """
 
 from __future__ import annotations
@@ -55,7 +56,15 @@ class StallAfterEvents:
     events: int
 
 
-Fault = Delay | Reset | Status | CutAfterEvents | StallAfterEvents
+@dataclass(frozen=True)
+class CutBody:
+    """Pass the response's head and this many bytes of its body through, then drop the
+    connection: a unary answer cut short."""
+
+    bytes: int
+
+
+Fault = Delay | Reset | Status | CutAfterEvents | StallAfterEvents | CutBody
 
 
 class FaultProxy:
@@ -65,8 +74,10 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self.requests = 0
-        # Each request's line and headers, in arrival order (what the client sent).
+        # Each request's line and headers, and its body, in arrival order (what the
+        # client sent).
         self.heads: list[bytes] = []
+        self.bodies: list[bytes] = []
 
     async def start(self) -> FaultProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -103,6 +114,7 @@ class FaultProxy:
             head, body = await _read_request(reader)
             self.requests += 1
             self.heads.append(head)
+            self.bodies.append(body)
             fault = self._faults.popleft() if self._faults else None
             await self._serve(fault, head, body, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -131,6 +143,13 @@ class FaultProxy:
         try:
             upstream_writer.write(_connection_close(head) + body)
             await upstream_writer.drain()
+            if isinstance(fault, CutBody):
+                # The upstream closes after its response (Connection: close).
+                response = await upstream_reader.read()
+                body_starts = response.index(b"\r\n\r\n") + 4
+                writer.write(response[: body_starts + fault.bytes])
+                await writer.drain()
+                return
             limit = fault.events if isinstance(fault, CutAfterEvents | StallAfterEvents) else None
             events = 0
             while data := await upstream_reader.read(65536):

@@ -30,7 +30,7 @@ import pytest
 from bench.replay.process import ReplayCloudProcess
 from sllm.v1 import router_pb2
 from tests.cloud.fault_proxy import (
-    CutAfterEvents,
+    CutBody,
     Delay,
     Fault,
     FaultProxy,
@@ -59,8 +59,7 @@ UNANSWERED = {
     grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 EMPTY_CHOICES = (
-    'data: {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "replay", '
-    '"choices": []}\n\ndata: [DONE]\n\n'
+    '{"id": "x", "object": "chat.completion", "created": 0, "model": "replay", "choices": []}'
 )
 
 
@@ -162,8 +161,10 @@ async def edge_only_ms(router: RunningRouter, count: int = 5) -> float:
         ("outage (HTTP 503)", Status(503)),
         ("429 storm, Retry-After: 1", Status(429, retry_after="1")),
         ("slower than the deadline", Delay(30.0)),
-        ("stream cut after its first tokens", CutAfterEvents(2)),
-        ("malformed JSON", Status(200, body="data: {not json\n\n")),
+        # Unary requests make unary cloud calls: stream cuts are tests/cloud/test_faults.py's
+        # and tests/http/test_streaming.py's.
+        ("answer cut partway through", CutBody(20)),
+        ("malformed JSON", Status(200, body="{not json")),
         ("an empty choice list", Status(200, body=EMPTY_CHOICES)),
     ],
 )
