@@ -34,7 +34,7 @@ from opentelemetry.util.types import AttributeValue
 from router.edge_client import EdgeAnswer
 from router.record import DecisionRecord, RouteResult
 from router.signals import EdgeSignals
-from sllm.tracing import Recorder, Tracing, trace_headers, trace_id
+from sllm.tracing import Recorder, Tracing, caller_span, trace_headers, trace_id
 
 ROUTE = "sllm.route"
 DECIDE = "sllm.decide"
@@ -114,7 +114,7 @@ class RequestTrace:
         ids = self.recorder.sample(caller, ROUTE, trace.SpanKind.SERVER) if self.recorder else None
         self.recording = ids is not None
         self.trace_id = trace_id(ids) if ids is not None else ""
-        self._caller = trace.get_current_span(caller).get_span_context() if ids else None
+        self._caller = caller
         self.route = Step(
             ROUTE, started_ns, trace.SpanKind.SERVER, context=ids, recorded=self.recording
         )
@@ -156,9 +156,7 @@ class RequestTrace:
             return
         self.route.end()
         recorder, caller = self.recorder, self._caller
-        # The caller's span may be an invalid (empty) context: the route is then a root.
-        parent = caller if caller is not None and caller.is_valid else None
-        self.after_answer(lambda: self.route.export(recorder, parent))
+        self.after_answer(lambda: self.route.export(recorder, caller_span(caller)))
 
 
 def _inside(ids: SpanContext | None) -> Context | None:

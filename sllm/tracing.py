@@ -70,8 +70,8 @@ class Recorder:
     def sample(self, caller: Context | None, name: str, kind: SpanKind) -> SpanContext | None:
         """A new span's ids under the caller's span (a new trace without one), or None
         when it is not to be recorded (the sampler's, or the caller's, decision)."""
-        parent = trace.get_current_span(caller).get_span_context()
-        trace_id = parent.trace_id if parent.is_valid else self.ids.generate_trace_id()
+        parent = caller_span(caller)
+        trace_id = parent.trace_id if parent is not None else self.ids.generate_trace_id()
         decision = self.sampler.should_sample(caller, trace_id, name, kind)
         if decision.decision is not Decision.RECORD_AND_SAMPLE:
             return None
@@ -196,6 +196,12 @@ def caller_context(headers: Mapping[str, str] | Sequence[tuple[str, str]]) -> Co
     metadata); an empty context when it sent none."""
     carrier = dict(headers) if not isinstance(headers, Mapping) else headers
     return propagate.extract(carrier)
+
+
+def caller_span(caller: Context | None) -> SpanContext | None:
+    """The span a caller's context names; None when it names none (a new trace)."""
+    span_context = trace.get_current_span(caller).get_span_context()
+    return span_context if span_context.is_valid else None
 
 
 def current_context() -> Context:
