@@ -83,17 +83,59 @@ class EdgeLatency:
                 self._decode_ms_per_token.update(decode_ms / completion_tokens)
 
 
+@dataclass
+class _Line:
+    """A straight line fitted by least squares to recent (x, y) points, each older point
+    weighing `_LINE_DECAY` times the next: sums of weights and moments, so an update is
+    O(1) and the fit follows a cloud that changes."""
+
+    weight: float = 0.0
+    x: float = 0.0
+    y: float = 0.0
+    xx: float = 0.0
+    xy: float = 0.0
+
+    def add(self, x: float, y: float) -> None:
+        self.weight = _LINE_DECAY * self.weight + 1.0
+        self.x = _LINE_DECAY * self.x + x
+        self.y = _LINE_DECAY * self.y + y
+        self.xx = _LINE_DECAY * self.xx + x * x
+        self.xy = _LINE_DECAY * self.xy + x * y
+
+    def slope(self, *, min_points: float, min_spread: float) -> float | None:
+        """None while the points are too few, or too alike in x, to tell a slope."""
+        if self.weight < min_points:
+            return None
+        mean_x = self.x / self.weight
+        variance = self.xx / self.weight - mean_x * mean_x
+        if variance < min_spread * min_spread:
+            return None
+        return (self.xy / self.weight - mean_x * self.y / self.weight) / variance
+
+
+# About the last 20 calls count in the line fitted to non-streamed calls.
+_LINE_DECAY = 0.95
+# The fit speaks once it holds this many calls' weight whose lengths differ by at least
+# this many tokens (standard deviation): below that, noise in their latencies would make
+# the slope up.
+_LINE_MIN_CALLS = 5.0
+_LINE_MIN_SPREAD_TOKENS = 4.0
+
+
 class CloudLatency:
     """Cloud time = time to first token + ms per further token.
 
-    A streamed call shows both. A non-streamed one shows only its whole latency: its time
-    to first token is taken as that latency less its further tokens at the current ms per
-    token, and it does not teach the ms per token (that would only echo the estimate)."""
+    A streamed call shows both. A non-streamed one shows only its whole latency: the ms
+    per token is then the slope of latency against further tokens over recent
+    non-streamed calls (once their lengths differ enough to show one), and the time to
+    first token that latency less its further tokens at the current ms per token. So a
+    deployment whose requests are all unary learns both too."""
 
     def __init__(self, *, ttft_ms: float, ms_per_token: float) -> None:
         self._lock = threading.Lock()
         self._ttft_ms = _Ewma(ttft_ms)
         self._ms_per_token = _Ewma(ms_per_token)
+        self._non_streamed = _Line()
 
     def estimate_ms(self, completion_tokens: int) -> float:
         with self._lock:
@@ -104,6 +146,13 @@ class CloudLatency:
         further = max(completion_tokens - 1, 0)
         with self._lock:
             if ttft_ms is None:
+                self._non_streamed.add(further, latency_ms)
+                slope = self._non_streamed.slope(
+                    min_points=_LINE_MIN_CALLS, min_spread=_LINE_MIN_SPREAD_TOKENS
+                )
+                # A slope at or below zero is noise (more tokens never take less time).
+                if slope is not None and slope > 0:
+                    self._ms_per_token.update(slope)
                 self._ttft_ms.update(max(latency_ms - further * self._ms_per_token.value, 0.0))
                 return
             self._ttft_ms.update(ttft_ms)

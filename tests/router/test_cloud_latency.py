@@ -41,3 +41,65 @@ def test_a_non_streamed_answer_of_at_most_one_token_is_all_first_token(tokens: i
     latency = fresh()
     latency.observe(latency_ms=250.0, ttft_ms=None, completion_tokens=tokens)
     assert latency.estimate_ms(0) == pytest.approx(450.0)
+
+
+def unary_calls(latency: CloudLatency, *, ttft_ms: float, ms_per_token: float, n: int) -> None:
+    """`n` non-streamed calls of a cloud with these figures, of 5 to 80 tokens."""
+    for i in range(n):
+        tokens = (5, 20, 50, 80)[i % 4]
+        latency.observe(
+            latency_ms=ttft_ms + (tokens - 1) * ms_per_token, ttft_ms=None, completion_tokens=tokens
+        )
+
+
+def test_non_streamed_calls_of_different_lengths_teach_the_rate_and_the_first_token() -> None:
+    latency = fresh()  # the prior: 500 ms, then 20 ms a token
+    unary_calls(latency, ttft_ms=300.0, ms_per_token=25.0, n=60)
+    assert latency.estimate_ms(0) == pytest.approx(300.0, abs=1.0)
+    assert latency.estimate_ms(101) - latency.estimate_ms(1) == pytest.approx(2500.0, abs=10.0)
+
+
+def test_non_streamed_calls_follow_a_cloud_that_slows_down() -> None:
+    latency = fresh()
+    unary_calls(latency, ttft_ms=300.0, ms_per_token=25.0, n=60)
+    unary_calls(latency, ttft_ms=300.0, ms_per_token=50.0, n=100)
+    assert latency.estimate_ms(1) - latency.estimate_ms(0) == pytest.approx(50.0, abs=1.0)
+    # What is left of the old rate in the fit (a few percent) shows in the first token.
+    assert latency.estimate_ms(0) == pytest.approx(300.0, abs=15.0)
+
+
+def test_non_streamed_calls_of_one_length_teach_no_rate() -> None:
+    latency = fresh()
+    for _ in range(50):
+        latency.observe(latency_ms=1000.0, ttft_ms=None, completion_tokens=21)
+    # No slope to see: the rate stays at 20 ms and the first token takes the rest.
+    assert latency.estimate_ms(1) - latency.estimate_ms(0) == pytest.approx(20.0)
+    assert latency.estimate_ms(20) == pytest.approx(1000.0, abs=1.0)
+
+
+def test_a_few_non_streamed_calls_teach_no_rate() -> None:
+    latency = fresh()
+    unary_calls(latency, ttft_ms=300.0, ms_per_token=25.0, n=4)
+    assert latency.estimate_ms(1) - latency.estimate_ms(0) == pytest.approx(20.0)
+
+
+def test_non_streamed_calls_whose_latency_falls_with_length_teach_no_rate() -> None:
+    latency = fresh()
+    for i in range(40):
+        tokens = (5, 20, 50, 80)[i % 4]
+        latency.observe(latency_ms=2000.0 - tokens, ttft_ms=None, completion_tokens=tokens)
+    assert latency.estimate_ms(1) - latency.estimate_ms(0) == pytest.approx(20.0)
+
+
+def test_non_streamed_calls_with_noisy_latencies_teach_a_rate_near_the_true_one() -> None:
+    latency = fresh()
+    noise = (30.0, -30.0, 10.0, -10.0, 0.0, 25.0, -25.0)
+    for i in range(140):
+        tokens = (5, 20, 50, 80, 35)[i % 5]
+        latency.observe(
+            latency_ms=300.0 + (tokens - 1) * 25.0 + noise[i % 7],
+            ttft_ms=None,
+            completion_tokens=tokens,
+        )
+    assert latency.estimate_ms(1) - latency.estimate_ms(0) == pytest.approx(25.0, rel=0.05)
+    assert latency.estimate_ms(0) == pytest.approx(300.0, abs=30.0)
