@@ -84,6 +84,7 @@ def register(sub: SubParsers) -> None:
     live.register(bench_sub)
     signals.register(bench_sub)
     capacity.register(bench_sub)
+    capacity.register_router_cpu(bench_sub)
     memory.register(bench_sub)
     deadlines.register(bench_sub)
     fuzz.register(bench_sub)

@@ -36,3 +36,37 @@ def register(bench_sub: SubParsers) -> None:
         help=f"where capacity.json goes (default {DEFAULT_OUT})",
     )
     parser.set_defaults(handler=_run)
+
+
+ROUTER_CPU_HELP = (
+    "the router's own CPU per request in one process (Router.generate from concurrent "
+    "tasks, instant edge or zero-latency replay cloud, no door); --against DIR: paired "
+    "with another checkout"
+)
+
+
+def _router_cpu(args: argparse.Namespace) -> int:
+    from bench.capacity.router_cpu import run
+
+    return run(
+        route=args.route,
+        requests=args.requests,
+        tasks=args.tasks,
+        rounds=args.rounds,
+        against=args.against,
+    )
+
+
+def register_router_cpu(bench_sub: SubParsers) -> None:
+    parser = bench_sub.add_parser("router-cpu", help=ROUTER_CPU_HELP)
+    parser.add_argument("--route", choices=("EDGE", "CLOUD"), default="EDGE")
+    parser.add_argument("--requests", type=int, default=3000, metavar="N", help="timed, a run")
+    parser.add_argument("--tasks", type=int, default=16, metavar="N", help="concurrent tasks")
+    parser.add_argument("--rounds", type=int, default=6, metavar="N")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="DIR",
+        help="another checkout (e.g. `git worktree add DIR REF`), run in every round too",
+    )
+    parser.set_defaults(handler=_router_cpu)

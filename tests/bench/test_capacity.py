@@ -5,6 +5,8 @@ real router as an EDGE route. No timings are checked."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,27 @@ async def test_the_instant_edge_answers_through_the_router(tmp_path: Path) -> No
     finally:
         await router.aclose()
     assert (result.route, result.text) == ("EDGE", TEXT)
+
+
+def test_router_cpu_pairs_this_checkout_with_another_and_reports_both(tmp_path: Path) -> None:
+    """`sllm bench router-cpu` through the CLI, with this checkout as the other one too
+    (a worktree of another commit works the same way): both run every round, routed EDGE
+    (the driver fails on any other route), and the last line holds both figures and
+    their ratio. No timing is checked."""
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "sllm.cli", "bench", "router-cpu", "--rounds", "2"]
+    command += ["--requests", "40", "--tasks", "4", "--against", str(root)]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == ["round 1/2", "round 2/2"]
+    figures = dict(pair.split("=") for pair in lines[-1].split())
+    assert figures["route"] == "EDGE"
+    assert float(figures["cpu_ms"]) > 0 and float(figures["against_cpu_ms"]) > 0
+    assert float(figures["ratio"]) > 0
