@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from edge_worker.llama_log import route_llama_logs
 from edge_worker.native import NativeError, NativeModel, builtin_templates
+from edge_worker.portability import this_machine_choice
 from edge_worker.templates import (
     BuiltinRenderer,
     JinjaRenderer,
@@ -56,9 +57,11 @@ class EdgeModel:
         n_ctx: int,
         n_threads: int | None = None,
         n_threads_batch: int | None = None,
-        extra_buffers: bool = True,
+        extra_buffers: bool | None = None,
         chat_template: str | None = None,
     ) -> None:
+        """`extra_buffers`: None: what `edge_worker.portability` chooses for this CPU and
+        this llama-cpp-python (llama.cpp's own default, on, crashes some of them)."""
         if not path.is_file():
             raise ModelLoadError(f"model file not found: {path}")
         with path.open("rb") as file:
@@ -68,6 +71,8 @@ class EdgeModel:
         self.n_threads = n_threads or max((os.cpu_count() or 1) // 2, 1)
         self.n_threads_batch = n_threads_batch or self.n_threads
         route_llama_logs()
+        if extra_buffers is None:
+            extra_buffers = this_machine_choice("auto").enabled
         try:
             self._native = NativeModel(
                 path,

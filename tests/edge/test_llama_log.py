@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_worker.llama_log import LineJoiner
+from edge_worker.portability import this_machine_choice
 from edge_worker.process import start_edge_worker
 from tests.edge.gguf_copies import without_chat_template
 from tests.fixtures.edge import ROOT
@@ -47,8 +48,13 @@ def test_every_line_of_a_json_edge_worker_is_json_llama_cpps_included(tmp_path: 
     assert sum(line["event"] == "llama_cpp.log" for line in lines) > 50
     assert any("model buffer size" in line.get("text", "") for line in lines)
     [engine] = worker.events("edge.engine")
-    assert engine["extra_buffers"] is True  # this machine: an AMD EPYC, no AMX
-    assert engine["extra_buffers_reason"] == "the CPU has no AMX, where they are known to crash"
+    # What the portability rule (tests/edge/test_portability.py) chooses for this CPU: on
+    # without AMX, off with AMX and this llama-cpp-python; CI machines have either.
+    choice = this_machine_choice("auto")
+    assert (engine["extra_buffers"], engine["extra_buffers_reason"]) == (
+        choice.enabled,
+        choice.reason,
+    )
     assert engine["system_info"].startswith("CPU :")
     assert engine["llama_cpp_version"]
     assert (engine["chat_template_source"], engine["chat_template"]) == ("last resort", "chatml")

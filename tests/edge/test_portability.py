@@ -59,7 +59,7 @@ def test_cpu_flags_come_from_the_flags_line_of_cpuinfo() -> None:
 def test_the_helper_for_other_llama_cpp_users_follows_the_setting() -> None:
     assert extra_buffers_enabled("on") is True
     assert extra_buffers_enabled("off") is False
-    # This machine is an AMD EPYC without AMX: auto keeps them on (elsewhere it may not).
+    # Without AMX, auto keeps them on; with AMX and this llama-cpp-python, off.
     assert isinstance(extra_buffers_enabled("auto"), bool)
 
 
