@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx2
 
+from cloud_adapter.classify import causes, connection_failure
 from cloud_adapter.client import CloudClient, configured_api_key
 from cloud_adapter.errors import (
     CloudAuthError,
@@ -64,12 +65,13 @@ async def _offered_models(client: CloudClient, *, deadline: float) -> list[str] 
 
 def diagnose(error: CloudError, settings: CloudSettings, *, timeout_s: float) -> str:
     url = settings.base_url
-    causes = _causes(error)
+    chain = causes(error)
 
     def caused_by(*kinds: type[BaseException]) -> bool:
-        return any(isinstance(cause, kinds) for cause in causes)
+        return any(isinstance(cause, kinds) for cause in chain)
 
-    if caused_by(CloudDeadlineExceeded, TimeoutError, httpx2.TimeoutException):
+    timed_out = caused_by(CloudDeadlineExceeded, TimeoutError, httpx2.TimeoutException)
+    if timed_out and connection_failure(error) is None:
         return (
             f"timeout: no answer from {url} within {timeout_s:g} s; the server is overloaded, "
             "or something drops the packets (firewall, wrong host)"
@@ -98,13 +100,3 @@ def diagnose(error: CloudError, settings: CloudSettings, *, timeout_s: float) ->
     if caused_by(httpx2.ConnectError, OSError):
         return f"bad URL or nothing listening: cannot connect to {url}; {fix}"
     return f"the endpoint failed: {error}"
-
-
-def _causes(error: BaseException) -> list[BaseException]:
-    """The error and what caused it, down the chain."""
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
-    return chain

@@ -91,12 +91,14 @@ class CloudClient:
             cooldown_s=settings.breaker_cooldown_s,
             clock=breaker_clock,
         )
+        timeout = httpx2.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
         self._openai = openai.AsyncOpenAI(
             base_url=settings.base_url,
             api_key=configured_api_key(settings) or _NO_KEY,
             # Retries are ours (tenacity), so that they fit the deadline.
             max_retries=0,
-            timeout=httpx2.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
+            timeout=timeout,
+            http_client=openai.DefaultAioHttpClient(timeout=timeout),
         )
 
     @property

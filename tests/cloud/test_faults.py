@@ -4,6 +4,7 @@ stand-in server (see fault_proxy.py)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import statistics
 import time
 
@@ -20,6 +21,7 @@ from cloud_adapter import (
     CloudStreamBroken,
     CloudUnavailable,
 )
+from cloud_adapter.classify import causes
 from sllm.chat import ChatMessage
 from tests.cloud.conftest import MakeClient
 from tests.cloud.fault_proxy import (
@@ -398,3 +400,26 @@ async def test_an_answer_that_is_not_a_chat_completion_is_an_error(
         await client.complete(QUESTION, max_tokens=4, deadline=time.monotonic() + 30)
     with pytest.raises(CloudUnavailable, match="ended before any text"):
         await _collect(client, time.monotonic() + 30)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_refused_connection_is_a_connection_failure_not_a_timeout(
+    make_client: MakeClient, streamed: bool
+) -> None:
+    """The openai client's aiohttp transport reports a refused connection as a connect
+    timeout; the adapter reads the cause: unavailable (retried, the breaker counts it),
+    never "deadline reached", even on the last attempt before the deadline."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = make_client(base_url=f"http://127.0.0.1:{port}/v1", max_attempts=2)
+    deadline = time.monotonic() + 30
+    with pytest.raises(CloudUnavailable) as failed:
+        if streamed:
+            async for _ in client.stream(QUESTION, max_tokens=4, deadline=deadline):
+                pass
+        else:
+            await client.complete(QUESTION, max_tokens=4, deadline=deadline)
+    assert not isinstance(failed.value, CloudDeadlineExceeded)
+    assert "connection failed after 2 attempts" in str(failed.value)
+    assert any(isinstance(cause, ConnectionRefusedError) for cause in causes(failed.value))
