@@ -187,7 +187,7 @@ class Router:
 
         def cascade_score(text: str, answer: EdgeAnswer) -> float:
             signals = EdgeSignals.from_summary(answer.summary)
-            return policy.p_edge_ok_after(text, answer.text, signals)
+            return policy.p_edge_ok_after(text, answer.text, signals, p_edge_ok)
 
         return Cascade(
             request_id=request_id,

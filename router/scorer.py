@@ -300,14 +300,22 @@ class Policy:
         (step,) = self._step_by_step.run([OUTPUT], feeds)
         return float(direct[0]), float(step[0])
 
-    def p_edge_ok_after(self, query_text: str, answer: str, signals: EdgeSignals) -> float:
-        """After the edge answered. Without a cascade model, the edge's own confidence."""
+    def p_edge_ok_after(
+        self, query_text: str, answer: str, signals: EdgeSignals, p_edge_ok: float | None = None
+    ) -> float:
+        """After the edge answered. Without a cascade model, the edge's own confidence.
+        `p_edge_ok`: this query's pre-generation score (`p_edge_ok`), which a k-NN
+        policy's cascade model reads (`signals.DIFFICULTY_SIGNAL`)."""
         if self._cascade is None:
             return float(signals.confidence_score)
         feeds: dict[str, Any] = {"text": _text(query_text), "answer": _text(answer)}
         if self.cascade_signals:
             vector = signal_vector(
-                self.cascade_signals, query=query_text, answer=answer, edge=signals
+                self.cascade_signals,
+                query=query_text,
+                answer=answer,
+                edge=signals,
+                p_edge_ok=p_edge_ok,
             )
             feeds["signals"] = vector.reshape(1, -1)
         (scores,) = self._cascade.run([OUTPUT], feeds)
@@ -331,18 +339,23 @@ class Policy:
         queries: Sequence[str],
         answers: Sequence[str],
         signals: Sequence[EdgeSignals | None],
+        p_edge_ok: Sequence[float] | None = None,
     ) -> npt.NDArray[np.float32]:
-        """`p_edge_ok_after` for many answered queries; None: the edge's signals are unknown."""
+        """`p_edge_ok_after` for many answered queries; None: the edge's signals are unknown.
+        `p_edge_ok`: their pre-generation scores (`p_edge_ok_many`)."""
         if self._cascade is None:
             return np.array([s.confidence_score if s else 0.0 for s in signals], np.float32)
         if not queries:
             return np.zeros(0, dtype=np.float32)
         feeds: dict[str, Any] = {"text": _texts(queries), "answer": _texts(answers)}
         if self.cascade_signals:
+            before: Sequence[float | None] = (
+                [None] * len(queries) if p_edge_ok is None else p_edge_ok
+            )
             feeds["signals"] = np.stack(
                 [
-                    signal_vector(self.cascade_signals, query=q, answer=a, edge=s)
-                    for q, a, s in zip(queries, answers, signals, strict=True)
+                    signal_vector(self.cascade_signals, query=q, answer=a, edge=s, p_edge_ok=p)
+                    for q, a, s, p in zip(queries, answers, signals, before, strict=True)
                 ]
             )
         (scores,) = self._cascade.run([OUTPUT], feeds)

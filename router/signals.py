@@ -5,7 +5,9 @@ Two kinds, both named so that a policy can list the ones it was trained on:
 - features of the answer text read against the query (`answer_text_features`): recorded
   data sets such as RouteLLM's carry no log-probabilities, only text, and the text says a
   lot (an unfinished answer, arithmetic that does not check out, numbers of the question
-  left unused).
+  left unused);
+- the pre-generation p_edge_ok of a k-NN difficulty model (`DIFFICULTY_SIGNAL`), which
+  the router has computed before the edge ran: what questions like this one did.
 """
 
 from __future__ import annotations
@@ -258,22 +260,45 @@ def answer_text_features(query: str, answer: str) -> dict[str, float]:
 
 
 TEXT_SIGNAL_NAMES: tuple[str, ...] = tuple(answer_text_features("", ""))
-SIGNAL_NAMES: frozenset[str] = frozenset(EDGE_SIGNAL_NAMES + TEXT_SIGNAL_NAMES)
+# The logit of the pre-generation p_edge_ok, cut to [DIFFICULTY_FLOOR, 1 - DIFFICULTY_FLOOR]
+# (a share of 0 or 1 among 50 neighbours is not certainty). Read by the cascade model of a
+# policy whose difficulty model is the embedding k-NN (docs/learning.md).
+DIFFICULTY_SIGNAL = "query_difficulty"
+DIFFICULTY_FLOOR = 0.01
+SIGNAL_NAMES: frozenset[str] = frozenset(
+    EDGE_SIGNAL_NAMES + TEXT_SIGNAL_NAMES + (DIFFICULTY_SIGNAL,)
+)
 _TEXT = frozenset(TEXT_SIGNAL_NAMES)
 # Where non-finite signal values are clipped to (log-probabilities of real tokens stay
 # well inside it).
 SIGNAL_BOUND = 100.0
 
 
+def difficulty_logit(p_edge_ok: float) -> float:
+    """`DIFFICULTY_SIGNAL`'s value for a pre-generation p_edge_ok."""
+    p = min(max(p_edge_ok, DIFFICULTY_FLOOR), 1.0 - DIFFICULTY_FLOOR)
+    return math.log(p / (1.0 - p))
+
+
 def signal_vector(
-    names: Sequence[str], *, query: str, answer: str, edge: EdgeSignals | None
+    names: Sequence[str],
+    *,
+    query: str,
+    answer: str,
+    edge: EdgeSignals | None,
+    p_edge_ok: float | None = None,
 ) -> npt.NDArray[np.float32]:
     """The cascade model's `signals` row, in the order the policy lists them.
 
-    Edge signals read 0 when the edge's statistics are unknown (recorded data sets)."""
+    Edge signals read 0 when the edge's statistics are unknown (recorded data sets);
+    `DIFFICULTY_SIGNAL` reads the pre-generation `p_edge_ok` (0, i.e. p = 0.5, unknown)."""
     text = answer_text_features(query, answer) if any(n in _TEXT for n in names) else {}
     values = [
-        text[name] if name in _TEXT else (edge.value(name) if edge is not None else 0.0)
+        text[name]
+        if name in _TEXT
+        else (0.0 if p_edge_ok is None else difficulty_logit(p_edge_ok))
+        if name == DIFFICULTY_SIGNAL
+        else (edge.value(name) if edge is not None else 0.0)
         for name in names
     ]
     vector = np.array(values, dtype=np.float32)

@@ -1,6 +1,8 @@
 """`sllm bench signals [--live TABLE] [--cache DIR] [--json PATH] [--quick]`, `sllm bench
-agreement --table TABLE [--json PATH]` and `sllm bench trees --data TABLE [--model M]
-[--folds F] [--seeds S] [--json PATH]`; heavy imports wait for the handler."""
+agreement --table TABLE [--json PATH]`, `sllm bench trees --data TABLE [--model M]
+[--folds F] [--seeds S] [--json PATH]` and `sllm bench knn --data TABLE [--folds F]
+[--seeds S] [--variants V] [--cache DIR] [--json PATH]`; heavy imports wait for the
+handler."""
 
 from __future__ import annotations
 
@@ -63,6 +65,30 @@ def _trees(args: argparse.Namespace) -> int:
     return 0
 
 
+def _knn(args: argparse.Namespace) -> int:
+    from bench.signals.knn import VARIANTS, Table, cross_validate
+    from bench.signals.run import embedded
+    from router.outcome_table import read_table
+
+    names = [name.strip() for name in (args.variants or ";".join(VARIANTS)).split(";")]
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        print(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+        return 2
+    found = embedded(Path(args.data).stem, read_table(Path(args.data)), Path(args.cache))
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    figures = cross_validate(Table.of(found.data, found.embedding), args.folds, seeds, names)
+    print(f"{args.folds} folds, seeds {args.seeds}: {args.data}")
+    for name, scored in figures.items():
+        print(
+            f"{name:28s} rows {scored['rows']:.0f}  AUROC {scored['auroc']:.3f}  "
+            f"APGR {scored['apgr']:.3f}  CPT(50%) {scored['cpt50']:.1%}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 def register(bench_sub: SubParsers) -> None:
     parser = bench_sub.add_parser("signals", help=HELP)
     parser.add_argument(
@@ -107,3 +133,25 @@ def register(bench_sub: SubParsers) -> None:
     trees.add_argument("--seeds", default="0,1,2", metavar="N,...")
     trees.add_argument("--json", metavar="PATH", help="write the figures here")
     trees.set_defaults(handler=_trees)
+
+    knn = bench_sub.add_parser(
+        "knn", help="cross-validation of variants of the embedding k-NN difficulty model"
+    )
+    knn.add_argument(
+        "--data", required=True, metavar="TABLE", help="a training table (never test rows)"
+    )
+    knn.add_argument(
+        "--folds",
+        choices=["random", "group"],
+        default="random",
+        help="random: 5 folds per seed; group: 5 folds of whole tasks (seed 0: GroupKFold)",
+    )
+    knn.add_argument("--seeds", default="0,1,2", metavar="N,...")
+    knn.add_argument("--variants", metavar="NAME;...", help="a subset (bench/signals/knn.py)")
+    knn.add_argument(
+        "--cache",
+        default=str(Path.home() / ".cache" / "sllm" / "signals"),
+        help="where the table's embeddings are kept",
+    )
+    knn.add_argument("--json", metavar="PATH", help="write the figures here")
+    knn.set_defaults(handler=_knn)

@@ -119,7 +119,7 @@ UNSEEN: dict[str, Callable[[Table, str], dict[str, float]]] = {
 }
 
 
-def _embedded(name: str, rows: Sequence[OutcomeRow], cache: Path) -> Table:
+def embedded(name: str, rows: Sequence[OutcomeRow], cache: Path) -> Table:
     data = Labelled.of(rows)
     prompts = [row.prompt for row in data.rows]
     key = hashlib.sha256(json.dumps([MODEL, MAX_TOKENS, prompts]).encode()).hexdigest()[:16]
@@ -196,12 +196,12 @@ def _tables(args: argparse.Namespace) -> list[tuple[Table, tuple[str, ...]]]:
     if args.quick:
         mmlu = [row for i, row in enumerate(mmlu) if i % 4 == 0]
     tables = [
-        (_embedded("routellm/mmlu", mmlu, cache), ("held_out_groups", "group_folds")),
-        (_embedded("routellm/gsm8k", gsm8k, cache), ()),
+        (embedded("routellm/mmlu", mmlu, cache), ("held_out_groups", "group_folds")),
+        (embedded("routellm/gsm8k", gsm8k, cache), ()),
     ]
     if args.live:
         live = read_table(Path(args.live))
-        tables.append((_embedded("live", live, cache), ("group_folds",)))
+        tables.append((embedded("live", live, cache), ("group_folds",)))
     return tables
 
 

@@ -25,6 +25,8 @@ FloatArray = npt.NDArray[np.float64]
 # APGR of the best of 10-400 on each.
 NEIGHBOURS = 50
 INPUT = "embedding"
+# Rows scored at once by `leave_one_out` (a block x training rows similarity matrix).
+LOO_BLOCK = 1024
 OUTPUT = "p_edge_ok"
 OPSET = 17
 
@@ -72,6 +74,26 @@ class KnnScorer:
         dot products differ in the last bit, enough to swap the K-th neighbour."""
         (share,) = self._session.run([OUTPUT], {INPUT: embeddings.astype(np.float32)})
         return np.asarray(share, dtype=np.float64)
+
+    def leave_one_out(self, rows: npt.NDArray[np.intp] | None = None) -> FloatArray:
+        """The score of each training row (or of `rows`, indices into the training rows)
+        from its K nearest *other* training rows: what a model fitted without the row
+        says of it, for a model fitted on top of these scores (the cascade model reads
+        them; its training rows' own labels would leak in through `predict`)."""
+        index = np.arange(len(self.weights)) if rows is None else np.asarray(rows, np.intp)
+        k = min(self.k, len(self.weights) - 1)
+        if k < 1:  # one training row: no other row to ask
+            return np.full(len(index), float(self.weighted_labels.sum() / self.weights.sum()))
+        scores = np.zeros(len(index))
+        for start in range(0, len(index), LOO_BLOCK):
+            block = index[start : start + LOO_BLOCK]
+            similarity = self.neighbours[block] @ self.neighbours.T
+            similarity[np.arange(len(block)), block] = -np.inf
+            top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+            scores[start : start + len(block)] = self.weighted_labels[top].sum(1) / self.weights[
+                top
+            ].sum(1)
+        return scores
 
     def to_onnx(self) -> onnx.ModelProto:
         """ "embedding": float [N, dimension] -> "p_edge_ok": float [N]."""

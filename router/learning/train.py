@@ -45,7 +45,13 @@ from router.learning.thresholds import CONFIDENCE, Operating, Scored, Target, ch
 from router.outcome_table import OutcomeRow
 from router.query_shape import QUERY_SHAPE_NAMES, query_shape_rows
 from router.scorer import MANIFEST, Policy
-from router.signals import EDGE_SIGNAL_NAMES, TEXT_SIGNAL_NAMES, signal_vector, unknown_signals
+from router.signals import (
+    DIFFICULTY_SIGNAL,
+    EDGE_SIGNAL_NAMES,
+    TEXT_SIGNAL_NAMES,
+    signal_vector,
+    unknown_signals,
+)
 from sllm.settings import RouterSettings
 
 log = structlog.get_logger("router.learning")
@@ -156,16 +162,24 @@ def cascade_signal_names(rows: Sequence[OutcomeRow], choice: str = "auto") -> tu
     return names
 
 
-def cascade_inputs(rows: Sequence[OutcomeRow], names: Sequence[str]) -> Inputs:
+def cascade_inputs(
+    rows: Sequence[OutcomeRow], names: Sequence[str], p_edge_ok: FloatArray | None = None
+) -> Inputs:
+    """`p_edge_ok`: the rows' pre-generation scores, for `DIFFICULTY_SIGNAL`."""
+    before: Sequence[float | None] = [None] * len(rows) if p_edge_ok is None else list(p_edge_ok)
     return Inputs(
         text=[row.prompt for row in rows],
         answer=[row.edge_answer or "" for row in rows],
         signals=np.stack(
             [
                 signal_vector(
-                    names, query=row.prompt, answer=row.edge_answer or "", edge=row.edge_signals
+                    names,
+                    query=row.prompt,
+                    answer=row.edge_answer or "",
+                    edge=row.edge_signals,
+                    p_edge_ok=p,
                 )
-                for row in rows
+                for row, p in zip(rows, before, strict=True)
             ]
         ).astype(np.float64),
     )
@@ -188,6 +202,7 @@ def policy_scores(policy: Policy, rows: Sequence[OutcomeRow]) -> tuple[FloatArra
             [rows[i].prompt for i in answered],
             [rows[i].edge_answer or "" for i in answered],
             [rows[i].edge_signals for i in answered],
+            pre[answered].tolist(),
         )
     return pre, after
 
@@ -341,14 +356,32 @@ class Models:
 
     @classmethod
     def fit(cls, train: Labelled, signals: str, embed: Embed | None = None) -> Models:
+        """A k-NN difficulty model's score is one more cascade signal (`signals` "auto")."""
         difficulty = fit_difficulty(train, embed)
         answered = train.subset(train.answered)
         names = cascade_signal_names(answered.rows, signals)
+        if isinstance(difficulty, KnnScorer):
+            if signals == "auto":
+                names = (*names, DIFFICULTY_SIGNAL)
+        elif DIFFICULTY_SIGNAL in names:
+            raise LearningError(
+                f"the {DIFFICULTY_SIGNAL} signal needs --difficulty embedding-knn (it is "
+                "the k-NN model's score, left-one-out on the training rows)"
+            )
         cascade = None
         acceptable = int(answered.acceptable.sum())
         if min(acceptable, len(answered.rows) - acceptable) >= MIN_ROWS_PER_CLASS:
+            # What the k-NN says of each training row without the row itself, as it will
+            # say of a new query; its own label would otherwise leak into the signal.
+            before = (
+                difficulty.leave_one_out(train.answered)
+                if isinstance(difficulty, KnnScorer) and DIFFICULTY_SIGNAL in names
+                else None
+            )
             cascade = LinearScorer(signal_names=names, uses_answer=True).fit(
-                cascade_inputs(answered.rows, names), answered.acceptable, answered.weights
+                cascade_inputs(answered.rows, names, before),
+                answered.acceptable,
+                answered.weights,
             )
         return cls(difficulty, cascade, names, embed)
 
@@ -362,7 +395,7 @@ class Models:
         answered = [i for i, row in enumerate(rows) if row.edge_answer is not None]
         if answered:
             after[answered] = self.cascade.predict(
-                cascade_inputs([rows[i] for i in answered], self.signal_names)
+                cascade_inputs([rows[i] for i in answered], self.signal_names, pre[answered])
             )
         return pre, after
 

@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry
 
 from router.edge_client import EdgeCall
 from router.local_edge import LocalEdge
+from router.scorer import Policy
+from router.signals import EdgeSignals
 from sllm.answers import extract_answer
 from sllm.v1 import common_pb2, router_pb2
 from tests.fakes.edge import EdgeReply, ScriptedEdge
@@ -82,6 +84,27 @@ async def test_an_edge_answer_that_meets_the_cascade_threshold_is_returned(
     assert not decision.low_confidence
     assert no_cloud_call(response)
     assert len(edge.calls) == 1
+
+
+async def test_the_cascade_score_is_given_the_pre_generation_score(
+    router_factory: RouterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A k-NN policy's cascade model reads it (signals.DIFFICULTY_SIGNAL); the router has
+    # it from before the edge ran, and must not compute it again.
+    given: list[float | None] = []
+    scored = Policy.p_edge_ok_after
+
+    def spy(
+        policy: Policy, text: str, answer: str, signals: EdgeSignals, p: float | None = None
+    ) -> float:
+        given.append(p)
+        return scored(policy, text, answer, signals, p)
+
+    monkeypatch.setattr(Policy, "p_edge_ok_after", spy)
+    router = await start(router_factory, ScriptedEdge(), closed_cloud(), pre=0.0, cascade=0.0)
+    response = await router.stub.Generate(ask())
+    assert route_name(response) == "EDGE"
+    assert given == [pytest.approx(response.decision.p_edge_ok, abs=1e-6)]
 
 
 # The edge answers and the router escalates -----------------------------------------------
