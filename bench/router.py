@@ -8,6 +8,9 @@
    `router.outcome_commit_wait_s = 0` (it answers without waiting for its outcome-log row's
    commit: what that durability costs), and one calling that edge worker over gRPC; calls
    rotate so all see the same load. added = p50(router) - p50(direct).
+   Baseline for the router over gRPC: a do-nothing grpc.aio hop (bench/capacity/echo.py
+   forwarding to a bare echo server, against that server directly, paired calls): what a
+   second gRPC server in the path costs before it does any work.
 3. Tracing: what it costs a request with every request sampled and one in ten (a
    production setting), measured with instant tiers (bench/tracing_cost.py).
 
@@ -256,6 +259,49 @@ async def measure_added_latency(
     return calls
 
 
+@dataclass
+class Hop:
+    direct: list[float] = field(default_factory=list)
+    hop: list[float] = field(default_factory=list)
+
+    @property
+    def paired_p50_ms(self) -> float:
+        return statistics.median(h - d for h, d in zip(self.hop, self.direct, strict=True))
+
+
+async def measure_grpc_hop(rounds: int, scratch: Path) -> Hop:
+    """The same 1-word `Generate` to a bare echo server, directly and through a second
+    bare server that only forwards it, alternating; 100 warm-up rounds dropped."""
+    from bench.capacity.suite import server_process
+
+    request = router_pb2.RouteRequest(
+        messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=ONE_TOKEN_QUESTION)],
+        max_tokens=1,
+    )
+    with server_process("bench.capacity.echo", scratch / "echo.log") as (_, echo):
+        forward = ["--forward", echo["grpc"]]
+        with server_process("bench.capacity.echo", scratch / "hop.log", args=forward) as (_, hop):
+            async with (
+                grpc.aio.insecure_channel(echo["grpc"]) as direct_channel,
+                grpc.aio.insecure_channel(hop["grpc"]) as hop_channel,
+            ):
+                stubs = (
+                    router_pb2_grpc.RouterStub(direct_channel),
+                    router_pb2_grpc.RouterStub(hop_channel),
+                )
+                result = Hop()
+                for number in range(rounds + 100):
+                    times = []
+                    for stub in stubs:
+                        started = time.perf_counter()
+                        await stub.Generate(request, timeout=10)
+                        times.append((time.perf_counter() - started) * 1000.0)
+                    if number >= 100:
+                        result.direct.append(times[0])
+                        result.hop.append(times[1])
+    return result
+
+
 async def _main(quick: bool) -> int:
     decision_rounds, call_rounds, tracing_rounds, span_blocks = (
         (2_000, 60, 400, 5) if quick else (20_000, 300, 2_000, 20)
@@ -265,6 +311,7 @@ async def _main(quick: bool) -> int:
         decisions = await measure_decisions(decision_rounds, scratch)
         tracing = await measure_tracing_cost(tracing_rounds, scratch)
         span_cpu = measure_span_cpu(span_blocks)
+        hop = await measure_grpc_hop(call_rounds * 10, scratch)
         edge = start_edge_worker()
         try:
             with (
@@ -301,6 +348,7 @@ async def _main(quick: bool) -> int:
         "added_grpc_edge_paired_p50_ms": remote.added_paired_p50_ms,
         "inside_router_p50_ms": statistics.median(local.inside_router),
         "inside_router_grpc_edge_p50_ms": statistics.median(remote.inside_router),
+        "grpc_hop_paired_p50_ms": hop.paired_p50_ms,
         **tracing.figures(),
         **span_cpu.figures(),
     }
@@ -332,6 +380,10 @@ async def _main(quick: bool) -> int:
             f"{one.added_p50_ms:.2f} ms (paired {one.added_paired_p50_ms:.2f}; router's "
             f"own work around the edge call {statistics.median(one.inside_router):.2f})"
         )
+    print(
+        f"  baseline: a do-nothing grpc.aio hop  added {figures['grpc_hop_paired_p50_ms']:.2f} ms "
+        f"(paired p50 of {len(hop.hop)}; bare server p50 {statistics.median(hop.direct):.2f} ms)"
+    )
     print(tracing.summary())
     print(span_cpu.summary())
     print_verdicts(figures, TARGETS)

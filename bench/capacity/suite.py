@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,12 +79,15 @@ def cpu_s(pid: int) -> float:
 
 @contextmanager
 def server_process(
-    module: str, log_path: Path, env: dict[str, str] | None = None
+    module: str,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    """`python -m module`, once it has printed its addresses (a JSON line)."""
+    """`python -m module ARGS`, once it has printed its addresses (a JSON line)."""
     with log_path.open("w") as log:
         process = children.popen(
-            [sys.executable, "-m", module],
+            [sys.executable, "-m", module, *args],
             env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=log,

@@ -9,14 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpc
 import pytest
 
+from bench.capacity.echo import REPLY
 from bench.capacity.load import Call, closed_loop, open_loop
+from bench.capacity.suite import server_process
 from bench.instant_edge import TEXT, InstantEdge
 from router.server import build_router
 from router.validate import to_query
 from sllm.settings import CloudSettings, RouterSettings, Settings
-from sllm.v1 import common_pb2, router_pb2
+from sllm.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 
 def _clients(count: int, calls: list[int], *, failing: int = -1) -> list[Call]:
@@ -95,3 +98,22 @@ def test_router_cpu_pairs_this_checkout_with_another_and_reports_both(tmp_path: 
     assert figures["route"] == "EDGE"
     assert float(figures["cpu_ms"]) > 0 and float(figures["against_cpu_ms"]) > 0
     assert float(figures["ratio"]) > 0
+
+
+async def test_the_do_nothing_hop_answers_what_the_server_behind_it_answers(
+    tmp_path: Path,
+) -> None:
+    """`sllm bench router`'s baseline for a second gRPC server in the path: the echo
+    server with --forward passes each request on and returns the reply unchanged."""
+    request = router_pb2.RouteRequest(
+        messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content="Hi?")]
+    )
+    with server_process("bench.capacity.echo", tmp_path / "echo.log") as (_, echo):
+        forward = ["--forward", echo["grpc"]]
+        with server_process("bench.capacity.echo", tmp_path / "hop.log", args=forward) as (
+            _,
+            hop,
+        ):
+            async with grpc.aio.insecure_channel(hop["grpc"]) as channel:
+                reply = await router_pb2_grpc.RouterStub(channel).Generate(request, timeout=10)
+    assert reply == REPLY
