@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import httpx2
 
-from cloud_adapter.classify import causes, connection_failure
+from cloud_adapter.causes import causes, connection_failure
 from cloud_adapter.client import CloudClient, configured_api_key
 from cloud_adapter.errors import (
     CloudAuthError,

@@ -18,6 +18,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from cloud_adapter.causes import connection_failure
 from sllm.settings import CloudSettings
 
 log = structlog.get_logger("cloud_adapter.retrying")
@@ -95,7 +96,8 @@ def _log_retry(endpoint: str) -> Callable[[RetryCallState], None]:
             endpoint=endpoint,
             attempt=state.attempt_number,
             wait_s=round(state.upcoming_sleep, 3),
-            cause=type(exc).__name__,
+            # A refused connection's own type, not the timeout some transports call it.
+            cause=type((exc and connection_failure(exc)) or exc).__name__,
             status=getattr(exc, "status_code", None),
         )
 

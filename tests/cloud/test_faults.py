@@ -10,6 +10,7 @@ import time
 
 import pytest
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from cloud_adapter import (
     CloudAuthError,
@@ -21,7 +22,7 @@ from cloud_adapter import (
     CloudStreamBroken,
     CloudUnavailable,
 )
-from cloud_adapter.classify import causes
+from cloud_adapter.causes import causes
 from sllm.chat import ChatMessage
 from tests.cloud.conftest import MakeClient
 from tests.cloud.fault_proxy import (
@@ -414,12 +415,14 @@ async def test_a_refused_connection_is_a_connection_failure_not_a_timeout(
         port = probe.getsockname()[1]
     client = make_client(base_url=f"http://127.0.0.1:{port}/v1", max_attempts=2)
     deadline = time.monotonic() + 30
-    with pytest.raises(CloudUnavailable) as failed:
+    with capture_logs() as logged, pytest.raises(CloudUnavailable) as failed:
         if streamed:
             async for _ in client.stream(QUESTION, max_tokens=4, deadline=deadline):
                 pass
         else:
             await client.complete(QUESTION, max_tokens=4, deadline=deadline)
     assert not isinstance(failed.value, CloudDeadlineExceeded)
+    [retry] = [line for line in logged if line["event"] == "cloud.retry"]
+    assert "Timeout" not in retry["cause"]
     assert "connection failed after 2 attempts" in str(failed.value)
     assert any(isinstance(cause, ConnectionRefusedError) for cause in causes(failed.value))
