@@ -1,6 +1,7 @@
 """`sllm bench signals [--live TABLE] [--cache DIR] [--json PATH] [--quick]`, `sllm bench
 agreement --table TABLE [--json PATH]` and `sllm bench trees --data TABLE [--model M]
-[--folds F] [--seeds S] [--json PATH]`; heavy imports wait for the handler."""
+[--folds F] [--seeds S] [--json PATH]` and `sllm bench prompt-reading [--test] [--shard K]
+[--json PATH]`; heavy imports wait for the handler."""
 
 from __future__ import annotations
 
@@ -63,6 +64,12 @@ def _trees(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prompt_reading(args: argparse.Namespace) -> int:
+    from bench.signals.prompt_reading import run
+
+    return run(args)
+
+
 def register(bench_sub: SubParsers) -> None:
     parser = bench_sub.add_parser("signals", help=HELP)
     parser.add_argument(
@@ -107,3 +114,32 @@ def register(bench_sub: SubParsers) -> None:
     trees.add_argument("--seeds", default="0,1,2", metavar="N,...")
     trees.add_argument("--json", metavar="PATH", help="write the figures here")
     trees.set_defaults(handler=_trees)
+
+    reading = bench_sub.add_parser(
+        "prompt-reading",
+        help="the edge model's reading of the prompt (log-likelihood, hidden state) as a "
+        "difficulty signal: cross-validation on the training rows, then the test rows once",
+    )
+    reading.add_argument(
+        "--test",
+        action="store_true",
+        help="score the default and the variant chosen in cross-validation on the test rows",
+    )
+    reading.add_argument("--seeds", default="0,1,2", metavar="N,...", help="random folds' seeds")
+    reading.add_argument(
+        "--shard",
+        type=int,
+        choices=[0, 1],
+        help="read half of every table's prompts into the cache and stop",
+    )
+    reading.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
+    reading.add_argument(
+        "--time", type=int, default=300, metavar="N", help="time the reading on N prompts (0: no)"
+    )
+    reading.add_argument(
+        "--cache",
+        default=str(Path.home() / ".cache" / "sllm" / "prompt-reading"),
+        help="where the tables' readings are kept",
+    )
+    reading.add_argument("--json", metavar="PATH", help="write the figures here")
+    reading.set_defaults(handler=_prompt_reading)
