@@ -91,7 +91,7 @@ def cached_readings(
     for shard in range(SHARDS):
         if only_shard is not None and shard != only_shard:
             continue
-        path = cache / f"{name}-{key}-{shard}.npz"
+        path = cache / f"{name.replace('/', '_')}-{key}-{shard}.npz"
         if not path.exists():
             started = time.perf_counter()
             found = read_all(reader(), prompts[shard::SHARDS])

@@ -5,15 +5,20 @@ table with made-up readings: the RouteLLM tables and their readings are the benc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
+from bench.signals import prompt_reading
 from bench.signals.prompt_reading import (
     VARIANTS,
     Table,
     best_variant,
+    cached_readings,
     cross_validate,
     score_test_rows,
     variant_scores,
@@ -148,3 +153,30 @@ def test_scores_come_from_the_training_rows_only() -> None:
         table.folds,
     )
     np.testing.assert_array_equal(before, variant_scores("hidden-knn", flipped, train, test))
+
+
+def test_readings_are_cached_in_parts_and_merged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+
+    def read_all(reader: object, prompts: Sequence[str]) -> dict[str, npt.NDArray[Any]]:
+        calls.append(list(prompts))
+        number = np.array([float(prompt) for prompt in prompts])
+        return {"likelihood": np.column_stack([number] * 4), "seconds": number}
+
+    monkeypatch.setattr(prompt_reading, "read_all", read_all)
+    prompts = [str(i) for i in range(5)]
+
+    def no_reader() -> PromptReader:
+        return cast(PromptReader, None)  # read_all is replaced
+
+    assert cached_readings("a/b", prompts, tmp_path, no_reader, only_shard=1) is None
+    merged = cached_readings("a/b", prompts, tmp_path, no_reader)
+    assert merged is not None
+    np.testing.assert_array_equal(merged["seconds"], np.arange(5.0))
+    assert merged["likelihood"].shape == (5, 4)
+    assert calls == [["1", "3"], ["0", "2", "4"]]
+    # Read once: a second call reads the cache only.
+    cached_readings("a/b", prompts, tmp_path, no_reader)
+    assert len(calls) == 2
