@@ -127,6 +127,9 @@ def register(bench_sub: SubParsers) -> None:
     )
     reading.add_argument("--seeds", default="0,1,2", metavar="N,...", help="random folds' seeds")
     reading.add_argument(
+        "--live", metavar="TABLE", help="the bundled edge's outcomes (sllm outcomes collect)"
+    )
+    reading.add_argument(
         "--shard",
         type=int,
         choices=[0, 1],

@@ -2,11 +2,12 @@
 log-likelihood of the question, or its mean-pooled last hidden state) help the
 pre-generation difficulty model? Issue 14, part 3.
 
-Tables (../shared/data/routellm): MMLU, a quarter of its rows (every fourth, as
-`sllm bench signals --quick`: reading all 12,534 prompts would take hours on this
-machine) with the subjects `sllm outcomes split --by-task` holds out as the test rows;
-GSM8K, all rows, the random split of `sllm outcomes split`. Only the training rows are
-cross-validated (MMLU: 5 folds of whole subjects; GSM8K: 5 random folds per seed):
+Tables (../shared/data/routellm): MMLU, every eighth row (reading all 12,534 prompts
+would take hours on this machine), the subjects `sllm outcomes split --by-task` holds
+out as the test rows; GSM8K, all rows, the random split of `sllm outcomes split`; with
+`--live TABLE` (from `sllm outcomes collect`), the bundled edge's own outcomes, the
+random split. Only the training rows are cross-validated (MMLU and the live table: 5
+folds of whole tasks; GSM8K: 5 random folds per seed):
 
 - tfidf+shape: the learner's default difficulty model (`LinearScorer` on the words
   and the question's shape);
@@ -15,6 +16,10 @@ cross-validated (MMLU: 5 folds of whole subjects; GSM8K: 5 random folds per seed
 - hidden-linear: a `LinearScorer` on the pooled hidden state alone;
 - hidden-knn: the k-NN scorer of `sllm learn --difficulty embedding-knn` on the
   pooled hidden state, centred on the training rows' mean and scaled to unit norm.
+
+On a table with the edge's answers (GSM8K, the live table), also the learner's cascade
+model with and without the likelihood statistics beside its signals (`CASCADE_VARIANTS`,
+chosen apart from the pre-generation ones).
 
 The variant with the best cross-validated APGR is then fitted on all training rows and
 scored once on the test rows, beside the default (`--test`); nothing is chosen on them.
@@ -43,8 +48,14 @@ from router.learning.grouped import group_of
 from router.learning.importers import import_routellm
 from router.learning.knn import KnnScorer
 from router.learning.model import Inputs, LinearScorer
-from router.learning.train import Labelled, difficulty_inputs, held_out
-from router.outcome_table import OutcomeRow
+from router.learning.train import (
+    Labelled,
+    cascade_inputs,
+    cascade_signal_names,
+    difficulty_inputs,
+    held_out,
+)
+from router.outcome_table import OutcomeRow, read_table
 from router.query_shape import QUERY_SHAPE_NAMES
 from sllm.models import bundled_model_path
 
@@ -56,6 +67,8 @@ FOLDS = 5
 SHARDS = 2
 MMLU_EVERY = 8
 VARIANTS = ("tfidf+shape", "tfidf+shape+likelihood", "hidden-linear", "hidden-knn")
+# After generation, on a table with the edge's answers (the bundled edge's own outcomes).
+CASCADE_VARIANTS = ("cascade", "cascade+likelihood")
 
 
 @dataclass(frozen=True)
@@ -112,13 +125,17 @@ def cached_readings(
     return merged
 
 
-def routellm_rows() -> dict[str, tuple[list[OutcomeRow], str, bool]]:
-    """name -> (rows, folds, test held out by task)."""
+def routellm_rows(live: Path | None = None) -> dict[str, tuple[list[OutcomeRow], str, bool]]:
+    """name -> (rows, folds, test held out by task). With `live` (`sllm outcomes
+    collect`), the bundled edge's own outcomes too: task folds, the random split."""
     mmlu = list(import_routellm([ROUTELLM / "mmlu"]))
-    return {
+    tables = {
         "routellm/gsm8k": (list(import_routellm([ROUTELLM / "gsm8k"])), "random", False),
         "routellm/mmlu": ([r for i, r in enumerate(mmlu) if i % MMLU_EVERY == 0], "group", True),
     }
+    if live is not None:
+        tables["live"] = (read_table(live), "group", False)
+    return tables
 
 
 def make_table(
@@ -153,7 +170,9 @@ def _unit(
 def variant_scores(variant: str, table: Table, train: Index, test: Index) -> FloatArray:
     """p_edge_ok of the `test` rows from a difficulty model of `variant` fitted on the
     `train` rows."""
-    fit, scored = table.data.subset(train), table.data.subset(test)
+    fit = table.data.subset(train)
+    if variant in CASCADE_VARIANTS:
+        return _cascade_scores(variant, table, train, test)
     if variant == "hidden-knn":
         centre = table.hidden[train].mean(axis=0)
         knn = KnnScorer.fit(_unit(table.hidden[train], centre), fit.acceptable, fit.weights)
@@ -179,8 +198,28 @@ def variant_scores(variant: str, table: Table, train: Index, test: Index) -> Flo
             )
 
     model = LinearScorer(signal_names=names).fit(inputs(train), fit.acceptable, fit.weights)
-    del scored
     return model.predict(inputs(test))
+
+
+def _cascade_scores(variant: str, table: Table, train: Index, test: Index) -> FloatArray:
+    """The learner's cascade model (query, the edge's answer, its signals), with the
+    likelihood statistics beside the signals for "cascade+likelihood"."""
+    names = cascade_signal_names(table.data.rows)
+    with_likelihood = variant == "cascade+likelihood"
+
+    def inputs(index: Index) -> Inputs:
+        base = cascade_inputs([table.data.rows[i] for i in index], names)
+        assert base.signals is not None
+        if not with_likelihood:
+            return base
+        signals = np.hstack([base.signals, table.likelihood[index]])
+        return Inputs(text=base.text, answer=base.answer, signals=signals)
+
+    fit = table.data.subset(train)
+    model = LinearScorer(
+        signal_names=names + (LIKELIHOOD_NAMES if with_likelihood else ()), uses_answer=True
+    )
+    return model.fit(inputs(train), fit.acceptable, fit.weights).predict(inputs(test))
 
 
 def _splits(table: Table, rows: Index, seed: int) -> Iterator[tuple[Index, Index]]:
@@ -262,7 +301,8 @@ def run(args: argparse.Namespace) -> int:
 
     seeds = [int(seed) for seed in args.seeds.split(",")]
     results: dict[str, Any] = {}
-    for name, (rows, folds, by_task) in routellm_rows().items():
+    live = Path(args.live) if args.live else None
+    for name, (rows, folds, by_task) in routellm_rows(live).items():
         prompts = [row.prompt for row in rows]
         readings = cached_readings(name, prompts, cache, reader, only_shard=args.shard)
         if readings is None:
@@ -275,20 +315,25 @@ def run(args: argparse.Namespace) -> int:
                 **_percentiles(readings["seconds"]),
             },
             "alone_auroc": alone(table),
-            "cross_validation": cross_validate(table, VARIANTS, seeds),
+            "cross_validation": {},
+            "chosen": {},
+            "test": {},
         }
-        found["chosen"] = best_variant(found["cross_validation"])
-        for variant, figures in found["cross_validation"].items():
-            print(name, "cv", variant, json.dumps(figures))
-        print(
-            name, "alone", json.dumps(found["alone_auroc"]), "reading", json.dumps(found["reading"])
-        )
-        print(name, "chosen in cross-validation:", found["chosen"])
-        if args.test:
-            scored = sorted({VARIANTS[0], found["chosen"]}, key=VARIANTS.index)
-            found["test"] = score_test_rows(table, scored)
-            for variant, figures in found["test"].items():
-                print(name, "test", variant, json.dumps(figures))
+        print(name, "alone", json.dumps(found["alone_auroc"]))
+        print(name, "reading", json.dumps(found["reading"]))
+        answered = all(row.edge_answer is not None for row in table.data.rows)
+        for group in (VARIANTS, CASCADE_VARIANTS) if answered else (VARIANTS,):
+            figures = cross_validate(table, group, seeds)
+            found["cross_validation"].update(figures)
+            chosen = found["chosen"][group[0]] = best_variant(figures)
+            for variant, figure in figures.items():
+                print(name, "cv", variant, json.dumps(figure))
+            print(name, "chosen in cross-validation:", chosen)
+            if args.test:
+                scored = score_test_rows(table, sorted({group[0], chosen}, key=group.index))
+                found["test"].update(scored)
+                for variant, figure in scored.items():
+                    print(name, "test", variant, json.dumps(figure))
         results[name] = found
     if args.shard is None and args.time:
         results["prefill"] = prefill_times(reader(), args.time)

@@ -9,9 +9,9 @@ the worker keeps it; only the question's tokens are decoded per query, with an o
 are what the full prompt would give them: the instruction and primer that follow the
 question change nothing before it. At most `MAX_TOKENS` question tokens are read.
 
-llama-cpp-python's `Llama` is not used: on this machine its first multi-token decode
-segfaults (as `EdgeModel` avoids, it loads the model without extra buffer types through
-the public C bindings, as edge_worker/native.py does).
+llama-cpp-python's `Llama` is not used: on this machine it segfaulted at its first
+multi-token decode. The model is loaded through the public C bindings instead, without
+extra buffer types, as edge_worker/native.py does.
 """
 
 from __future__ import annotations
