@@ -23,6 +23,7 @@ from edge_worker.templates import (
     BuiltinRenderer,
     JinjaRenderer,
     PromptRenderer,
+    RenderedPrompt,
     TemplateChoice,
     TemplateError,
     choose_template,
@@ -117,9 +118,13 @@ class EdgeModel:
         """Frees the model and its context; nothing may be called afterwards."""
         self._native.close()
 
+    def render(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
+        """A chat as this model's template writes it (text, not yet tokens)."""
+        return self._render(messages)
+
     def render_prompt(self, messages: Sequence[ChatMessage], primer: str = "") -> list[int]:
         """Prompt tokens for a chat, with `primer` already begun as the assistant's reply."""
-        rendered = self._render(messages)
+        rendered = self.render(messages)
         return self._native.tokenize(
             rendered.text + primer, add_special=rendered.add_special, parse_special=True
         )

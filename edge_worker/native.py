@@ -30,7 +30,8 @@ class NativeError(RuntimeError):
     """llama.cpp refused: a model it cannot load, a context it cannot create, a failed decode."""
 
 
-def _init_backend() -> None:
+def init_backend() -> None:
+    """llama.cpp's backend, initialised once per process, whoever loads a model first."""
     global _backend_ready
     with _backend_lock:
         if not _backend_ready:
@@ -51,7 +52,7 @@ class NativeModel:
         n_threads_batch: int,
         extra_buffers: bool,
     ) -> None:
-        _init_backend()
+        init_backend()
         model_params = llama_cpp.llama_model_default_params()
         model_params.use_extra_bufts = extra_buffers
         self._model_handle: Any = llama_cpp.llama_model_load_from_file(

@@ -1,8 +1,8 @@
 """`sllm bench signals [--live TABLE] [--cache DIR] [--json PATH] [--quick]`, `sllm bench
 agreement --table TABLE [--json PATH]`, `sllm bench trees --data TABLE [--model M]
-[--folds F] [--seeds S] [--json PATH]` and `sllm bench knn --data TABLE [--folds F]
-[--seeds S] [--variants V] [--cache DIR] [--json PATH]`; heavy imports wait for the
-handler."""
+[--folds F] [--seeds S] [--json PATH]`, `sllm bench knn --data TABLE [--folds F]
+[--seeds S] [--variants V] [--cache DIR] [--json PATH]` and `sllm bench prompt-reading
+[--test] [--shard K] [--json PATH]`; heavy imports wait for the handler."""
 
 from __future__ import annotations
 
@@ -89,17 +89,27 @@ def _knn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prompt_reading(args: argparse.Namespace) -> int:
+    from bench.signals.prompt_reading import run
+
+    return run(args)
+
+
+def _cache_and_json(parser: argparse.ArgumentParser, folder: str, what: str) -> None:
+    parser.add_argument(
+        "--cache",
+        default=str(Path.home() / ".cache" / "sllm" / folder),
+        help=f"where {what} are kept",
+    )
+    parser.add_argument("--json", metavar="PATH", help="write the figures here")
+
+
 def register(bench_sub: SubParsers) -> None:
     parser = bench_sub.add_parser("signals", help=HELP)
     parser.add_argument(
         "--live", metavar="TABLE", help="the bundled edge's outcomes (sllm outcomes collect)"
     )
-    parser.add_argument(
-        "--cache",
-        default=str(Path.home() / ".cache" / "sllm" / "signals"),
-        help="where the tables' embeddings are kept",
-    )
-    parser.add_argument("--json", metavar="PATH", help="write the figures here")
+    _cache_and_json(parser, "signals", "the tables' embeddings")
     parser.add_argument("--quick", action="store_true", help="a quarter of MMLU's rows")
     parser.set_defaults(handler=_run)
 
@@ -148,10 +158,32 @@ def register(bench_sub: SubParsers) -> None:
     )
     knn.add_argument("--seeds", default="0,1,2", metavar="N,...")
     knn.add_argument("--variants", metavar="NAME;...", help="a subset (bench/signals/knn.py)")
-    knn.add_argument(
-        "--cache",
-        default=str(Path.home() / ".cache" / "sllm" / "signals"),
-        help="where the table's embeddings are kept",
-    )
-    knn.add_argument("--json", metavar="PATH", help="write the figures here")
+    _cache_and_json(knn, "signals", "the table's embeddings")
     knn.set_defaults(handler=_knn)
+
+    reading = bench_sub.add_parser(
+        "prompt-reading",
+        help="the edge model's reading of the prompt (log-likelihood, hidden state) as a "
+        "difficulty signal: cross-validation on the training rows, then the test rows once",
+    )
+    reading.add_argument(
+        "--test",
+        action="store_true",
+        help="score the default and the variant chosen in cross-validation on the test rows",
+    )
+    reading.add_argument("--seeds", default="0,1,2", metavar="N,...", help="random folds' seeds")
+    reading.add_argument(
+        "--live", metavar="TABLE", help="the bundled edge's outcomes (sllm outcomes collect)"
+    )
+    reading.add_argument(
+        "--shard",
+        type=int,
+        choices=[0, 1],
+        help="read half of every table's prompts into the cache and stop",
+    )
+    reading.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
+    reading.add_argument(
+        "--time", type=int, default=300, metavar="N", help="time the reading on N prompts (0: no)"
+    )
+    _cache_and_json(reading, "prompt-reading", "the tables' readings")
+    reading.set_defaults(handler=_prompt_reading)
