@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -93,6 +94,14 @@ def diagnose(error: CloudError, settings: CloudSettings, *, timeout_s: float) ->
     if isinstance(error, CloudRateLimited):
         return f"rate limited: {error}"
     fix = "start the server (e.g. `sllm cloud standin`) or fix SLLM_CLOUD__BASE_URL"
+    # The deepest: aiohttp's own error is an SSLCertVerificationError too, without the why.
+    unverified = [c for c in chain if isinstance(c, ssl.SSLCertVerificationError)]
+    if unverified:
+        why = getattr(unverified[-1], "verify_message", None) or unverified[-1]
+        return (
+            f"TLS: the certificate of {url} cannot be verified ({why}); "
+            "if its CA is a private one, name its PEM file in SSL_CERT_FILE"
+        )
     if caused_by(ConnectionRefusedError):
         return f"bad URL or nothing listening: {url} refused the connection; {fix}"
     if caused_by(socket.gaierror):
