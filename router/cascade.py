@@ -183,12 +183,14 @@ class Cascade:
         assert self.edge_answer is not None
         p_after = self.cascade_score(self.query.text, self.edge_answer)
         self.record.p_edge_ok_after = p_after
+        # One reading of the clock and the tiers for both questions.
+        now = self._situation_now()
         verdict = decide.judge_edge(
             collapsed=self.edge_answer.collapsed,
             p_edge_ok_after=p_after,
             cascade_threshold=self.record.cascade_threshold,
-            cloud_blocker_now=self.plan.cloud_blocker or self._cloud_blocker_now(),
-            cloud_down=decide.cloud_down_only(self.query, self._situation_now()),
+            cloud_blocker_now=self.plan.cloud_blocker or decide.cloud_blocker(self.query, now),
+            cloud_down=decide.cloud_down_only(self.query, now),
         )
         self.record.low_confidence = verdict.low_confidence
         return verdict
