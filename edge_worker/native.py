@@ -30,13 +30,57 @@ class NativeError(RuntimeError):
     """llama.cpp refused: a model it cannot load, a context it cannot create, a failed decode."""
 
 
-def init_backend() -> None:
-    """llama.cpp's backend, initialised once per process, whoever loads a model first."""
+def _init_backend() -> None:
     global _backend_ready
     with _backend_lock:
         if not _backend_ready:
             llama_cpp.llama_backend_init()
             _backend_ready = True
+
+
+def load_model(path: Path, *, extra_buffers: bool) -> Any:
+    """A llama.cpp model handle, to free with `llama_cpp.llama_model_free`."""
+    _init_backend()
+    params = llama_cpp.llama_model_default_params()
+    params.use_extra_bufts = extra_buffers
+    handle: Any = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not handle:
+        raise NativeError(f"llama.cpp could not load {path}")
+    return handle
+
+
+def context_params(
+    *, n_ctx: int, n_batch: int, n_threads: int, n_threads_batch: int
+) -> llama_cpp.llama_context_params:
+    params: llama_cpp.llama_context_params = llama_cpp.llama_context_default_params()
+    params.n_ctx = n_ctx
+    params.n_batch = params.n_ubatch = n_batch
+    params.n_threads = n_threads
+    params.n_threads_batch = n_threads_batch
+    # Newer llama.cpp turns flash attention on by default ("auto"; 0.3.16 has it off).
+    # With it on, a position's logits depend on how the prompt was split into batches
+    # (up to 0.65 apart here), so a prompt read partly from the KV cache would not
+    # continue as the same prompt read whole.
+    if hasattr(params, "flash_attn_type"):
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    return params
+
+
+def tokenize(vocab: Any, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
+    """`text` as tokens of the vocabulary `vocab` (`llama_model_get_vocab`)."""
+    data = text.encode()
+    # Enough nearly always (a token covers a byte or more); else -count says how many.
+    capacity = len(data) + 8
+    while True:
+        tokens = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(
+            vocab, data, len(data), tokens, capacity, add_special, parse_special
+        )
+        if count >= 0:
+            return list(tokens[:count])
+        if -count <= capacity:  # not a size problem: the text was too long for int32
+            raise NativeError(f"llama.cpp could not tokenize {len(data)} bytes of text")
+        capacity = -count
 
 
 class NativeModel:
@@ -52,28 +96,14 @@ class NativeModel:
         n_threads_batch: int,
         extra_buffers: bool,
     ) -> None:
-        init_backend()
-        model_params = llama_cpp.llama_model_default_params()
-        model_params.use_extra_bufts = extra_buffers
-        self._model_handle: Any = llama_cpp.llama_model_load_from_file(
-            str(path).encode(), model_params
+        self._model_handle: Any = load_model(path, extra_buffers=extra_buffers)
+        params = context_params(
+            n_ctx=n_ctx,
+            n_batch=min(n_ctx, _MAX_BATCH),
+            n_threads=n_threads,
+            n_threads_batch=n_threads_batch,
         )
-        if not self._model_handle:
-            raise NativeError(f"llama.cpp could not load {path}")
-        context_params = llama_cpp.llama_context_default_params()
-        context_params.n_ctx = n_ctx
-        context_params.n_batch = context_params.n_ubatch = min(n_ctx, _MAX_BATCH)
-        context_params.n_threads = n_threads
-        context_params.n_threads_batch = n_threads_batch
-        # Newer llama.cpp turns flash attention on by default ("auto"; 0.3.16 has it off).
-        # With it on, a position's logits depend on how the prompt was split into batches
-        # (up to 0.65 apart here), so a prompt read partly from the KV cache would not
-        # continue as the same prompt read whole.
-        if hasattr(context_params, "flash_attn_type"):
-            context_params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        self._context_handle: Any = llama_cpp.llama_init_from_model(
-            self._model_handle, context_params
-        )
+        self._context_handle: Any = llama_cpp.llama_init_from_model(self._model_handle, params)
         if not self._context_handle:
             llama_cpp.llama_model_free(self._model_handle)
             raise NativeError(f"llama.cpp could not create a context of {n_ctx} tokens for {path}")
@@ -127,19 +157,7 @@ class NativeModel:
         return int(llama_cpp.llama_vocab_eos(self._vocab))
 
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
-        data = text.encode()
-        # Enough nearly always (a token covers a byte or more); else -count says how many.
-        capacity = len(data) + 8
-        while True:
-            tokens = (llama_cpp.llama_token * capacity)()
-            count = llama_cpp.llama_tokenize(
-                self._vocab, data, len(data), tokens, capacity, add_special, parse_special
-            )
-            if count >= 0:
-                return list(tokens[:count])
-            if -count <= capacity:  # not a size problem: the text was too long for int32
-                raise NativeError(f"llama.cpp could not tokenize {len(data)} bytes of text")
-            capacity = -count
+        return tokenize(self._vocab, text, add_special=add_special, parse_special=parse_special)
 
     def decode(self, tokens: Sequence[int]) -> None:
         """Evaluates tokens after those already in the cache."""

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_worker.model import EdgeModel
-from edge_worker.native import NativeError, init_backend
+from edge_worker.native import NativeError, context_params, load_model, tokenize
 from sllm.chat import ChatMessage
 
 Float32 = npt.NDArray[np.float32]
@@ -87,12 +87,7 @@ class PromptReader:
         finally:
             edge.close()
         self.template_start = rendered.text.split(_SENTINEL)[0]
-        init_backend()
-        params = llama_cpp.llama_model_default_params()
-        params.use_extra_bufts = False
-        self._model: Any = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
-        if not self._model:
-            raise NativeError(f"llama.cpp could not load {path}")
+        self._model: Any = load_model(path, extra_buffers=False)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self.n_embd = int(llama_cpp.llama_model_n_embd(self._model))
@@ -108,12 +103,10 @@ class PromptReader:
         self._decode(self._plain, self.prefix, 0, outputs=False)
 
     def _context(self, threads: int, *, embeddings: bool) -> Any:
-        params = llama_cpp.llama_context_default_params()
-        params.n_ctx = params.n_batch = params.n_ubatch = _CONTEXT
-        params.n_threads = params.n_threads_batch = threads
-        # As the worker: with flash attention a position's logits depend on the batching.
-        if hasattr(params, "flash_attn_type"):
-            params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        # As the worker's (flash attention off), with outputs at every position.
+        params = context_params(
+            n_ctx=_CONTEXT, n_batch=_CONTEXT, n_threads=threads, n_threads_batch=threads
+        )
         params.embeddings = embeddings
         params.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_NONE
         context = llama_cpp.llama_init_from_model(self._model, params)
@@ -128,15 +121,7 @@ class PromptReader:
         llama_cpp.llama_model_free(self._model)
 
     def tokenize(self, text: str, *, special: bool = False, add_special: bool = False) -> list[int]:
-        data = text.encode()
-        capacity = len(data) + 8
-        tokens = (llama_cpp.llama_token * capacity)()
-        count = llama_cpp.llama_tokenize(
-            self._vocab, data, len(data), tokens, capacity, add_special, special
-        )
-        if count < 0:
-            raise NativeError(f"llama.cpp could not tokenize {len(data)} bytes of text")
-        return list(tokens[:count])
+        return tokenize(self._vocab, text, add_special=add_special, parse_special=special)
 
     def _decode(self, context: Any, tokens: Sequence[int], start: int, *, outputs: bool) -> None:
         """Decodes `tokens` at positions from `start`; every position an output, or the
