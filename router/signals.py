@@ -292,13 +292,13 @@ def signal_vector(
 
     Edge signals read 0 when the edge's statistics are unknown (recorded data sets);
     `DIFFICULTY_SIGNAL` reads the pre-generation `p_edge_ok` (0, i.e. p = 0.5, unknown)."""
-    text = answer_text_features(query, answer) if any(n in _TEXT for n in names) else {}
+    # What the query and answer (and the pre-generation score) say; the edge's own for
+    # the rest.
+    known = answer_text_features(query, answer) if any(n in _TEXT for n in names) else {}
+    if DIFFICULTY_SIGNAL in names:
+        known[DIFFICULTY_SIGNAL] = 0.0 if p_edge_ok is None else difficulty_logit(p_edge_ok)
     values = [
-        text[name]
-        if name in _TEXT
-        else (0.0 if p_edge_ok is None else difficulty_logit(p_edge_ok))
-        if name == DIFFICULTY_SIGNAL
-        else (edge.value(name) if edge is not None else 0.0)
+        known[name] if name in known else (edge.value(name) if edge is not None else 0.0)
         for name in names
     ]
     vector = np.array(values, dtype=np.float32)
