@@ -3,6 +3,7 @@
 pytest_plugins: list[str] = [
     "tests.fixtures.cloud",
     "tests.fixtures.edge",
+    "tests.fixtures.embedding",
     "tests.fixtures.policies",
     "tests.fixtures.postgres",
     "tests.fixtures.router",

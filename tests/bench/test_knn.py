@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.signals.knn import VARIANTS, Table, pre_generation_scores
-from router.embedding import encoder as encoder_module
-from router.embedding.encoder import shared_encoder
 from router.learning.knn import KnnScorer
 from router.learning.train import Labelled
 from router.outcome_table import OutcomeRow, write_table
 from sllm.cli import main
 from tests.learning.synthetic import VOCABULARY
-from tests.learning.test_embedding import _tiny_model
 
 
 def _rows(count: int, seed: int) -> list[OutcomeRow]:
@@ -55,16 +51,6 @@ def test_the_learner_variant_is_the_learners_knn() -> None:
         learner.predict(embedding[test]),
         atol=1e-6,
     )
-
-
-@pytest.fixture
-def tiny_packaged_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    (tmp_path / "model").mkdir()
-    _tiny_model(tmp_path / "model")
-    shared_encoder.cache_clear()
-    monkeypatch.setattr(encoder_module, "packaged_model_dir", lambda: tmp_path / "model")
-    yield
-    shared_encoder.cache_clear()
 
 
 @pytest.mark.parametrize("folds", ["random", "group"])

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from router.embedding import encoder as encoder_module
-from router.embedding.encoder import shared_encoder
 from router.learning import metrics
 from router.learning.knn import KnnScorer
 from router.learning.train import Embed, LearningError, Models, policy_scores
@@ -23,7 +21,6 @@ from router.scorer import Policy
 from router.signals import DIFFICULTY_SIGNAL, EdgeSignals, signal_vector
 from tests.learning.conftest import learn
 from tests.learning.synthetic import VOCABULARY
-from tests.learning.test_embedding import _tiny_model
 
 
 def test_leave_one_out_is_the_score_of_a_model_fitted_without_the_row() -> None:
@@ -117,17 +114,6 @@ def test_the_difficulty_signal_needs_the_knn_model() -> None:
     rows, _ = _topic_rows(100, seed=2)
     with pytest.raises(LearningError, match="embedding-knn"):
         Models.fit(LabelledRows.of(rows), f"text_final_marker,{DIFFICULTY_SIGNAL}")
-
-
-@pytest.fixture
-def tiny_packaged_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The tiny random BERT of test_embedding in place of the packaged model."""
-    (tmp_path / "model").mkdir()
-    _tiny_model(tmp_path / "model")
-    shared_encoder.cache_clear()
-    monkeypatch.setattr(encoder_module, "packaged_model_dir", lambda: tmp_path / "model")
-    yield
-    shared_encoder.cache_clear()
 
 
 def test_a_knn_policy_scores_after_generation_with_the_pre_generation_score(
