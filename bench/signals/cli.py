@@ -48,6 +48,17 @@ def _agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(figures: dict[str, dict[str, float]], *, width: int, json_path: str | None) -> None:
+    """A line of cross-validation figures per scorer; all of them as JSON at `json_path`."""
+    for name, found in figures.items():
+        print(
+            f"{name:{width}s} rows {found['rows']:.0f}  AUROC {found['auroc']:.3f}  "
+            f"APGR {found['apgr']:.3f}  CPT(50%) {found['cpt50']:.1%}"
+        )
+    if json_path:
+        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
 def _trees(args: argparse.Namespace) -> int:
     from bench.signals.trees import cross_validate
     from router.outcome_table import read_table
@@ -55,13 +66,7 @@ def _trees(args: argparse.Namespace) -> int:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     figures = cross_validate(read_table(Path(args.data)), args.model, args.folds, seeds)
     print(f"{args.model}, {args.folds} folds, seeds {args.seeds}: {args.data}")
-    for name, found in figures.items():
-        print(
-            f"{name:13s} rows {found['rows']:.0f}  AUROC {found['auroc']:.3f}  "
-            f"APGR {found['apgr']:.3f}  CPT(50%) {found['cpt50']:.1%}"
-        )
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    _report(figures, width=13, json_path=args.json)
     return 0
 
 
@@ -79,13 +84,7 @@ def _knn(args: argparse.Namespace) -> int:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     figures = cross_validate(Table.of(found.data, found.embedding), args.folds, seeds, names)
     print(f"{args.folds} folds, seeds {args.seeds}: {args.data}")
-    for name, scored in figures.items():
-        print(
-            f"{name:28s} rows {scored['rows']:.0f}  AUROC {scored['auroc']:.3f}  "
-            f"APGR {scored['apgr']:.3f}  CPT(50%) {scored['cpt50']:.1%}"
-        )
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    _report(figures, width=28, json_path=args.json)
     return 0
 
 
