@@ -24,9 +24,10 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold, KFold
+from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
+from bench.signals.folds import FOLDS, Folds, Index, fold_splits
 from router.learning import metrics
 from router.learning.grouped import group_of
 from router.learning.knn import NEIGHBOURS
@@ -36,9 +37,6 @@ from router.signals import difficulty_logit
 
 FloatArray = npt.NDArray[np.float64]
 Float32 = npt.NDArray[np.float32]
-Index = npt.NDArray[np.intp]
-Folds = Literal["random", "group"]
-FOLDS = 5
 Weighting = Literal["uniform", "cosine", "kernel"]
 
 
@@ -155,7 +153,7 @@ def cascade_scores(table: Table, name: str, train: Index, test: Index) -> FloatA
 def _splits(table: Table, folds: Folds, seed: int) -> Iterator[tuple[Index, Index]]:
     index = np.arange(len(table.data.rows))
     if folds == "random":
-        yield from KFold(n_splits=FOLDS, shuffle=True, random_state=seed).split(index)
+        yield from fold_splits(table.data.rows, folds, seed)
         return
     names, groups = np.unique([group_of(row) for row in table.data.rows], return_inverse=True)
     if seed == 0:

@@ -40,11 +40,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.model_selection import GroupKFold, KFold
 
+from bench.signals.folds import Folds, Index, fold_splits
 from bench.signals.reading import LIKELIHOOD_NAMES, MAX_TOKENS, PromptReader, read_all
 from router.learning import metrics
-from router.learning.grouped import group_of
 from router.learning.importers import import_routellm
 from router.learning.knn import KnnScorer
 from router.learning.model import Inputs, LinearScorer
@@ -61,9 +60,7 @@ from sllm.models import bundled_model_path
 
 ROUTELLM = Path(__file__).resolve().parents[3] / "shared" / "data" / "routellm"
 FloatArray = npt.NDArray[np.float64]
-Index = npt.NDArray[np.intp]
 TEST_SHARE = 0.3
-FOLDS = 5
 SHARDS = 2
 MMLU_EVERY = 8
 VARIANTS = ("tfidf+shape", "tfidf+shape+likelihood", "hidden-linear", "hidden-knn")
@@ -81,7 +78,7 @@ class Table:
     likelihood: FloatArray
     hidden: npt.NDArray[np.float32]
     test: npt.NDArray[np.bool_]
-    folds: str
+    folds: Folds
 
 
 def _key(prompts: Sequence[str], model: Path) -> str:
@@ -125,11 +122,11 @@ def cached_readings(
     return merged
 
 
-def routellm_rows(live: Path | None = None) -> dict[str, tuple[list[OutcomeRow], str, bool]]:
+def routellm_rows(live: Path | None = None) -> dict[str, tuple[list[OutcomeRow], Folds, bool]]:
     """name -> (rows, folds, test held out by task). With `live` (`sllm outcomes
     collect`), the bundled edge's own outcomes too: task folds, the random split."""
     mmlu = list(import_routellm([ROUTELLM / "mmlu"]))
-    tables = {
+    tables: dict[str, tuple[list[OutcomeRow], Folds, bool]] = {
         "routellm/gsm8k": (list(import_routellm([ROUTELLM / "gsm8k"])), "random", False),
         "routellm/mmlu": ([r for i, r in enumerate(mmlu) if i % MMLU_EVERY == 0], "group", True),
     }
@@ -142,7 +139,7 @@ def make_table(
     name: str,
     rows: Sequence[OutcomeRow],
     readings: dict[str, npt.NDArray[Any]],
-    folds: str,
+    folds: Folds,
     by_task: bool,
 ) -> Table:
     data = Labelled.of(rows)
@@ -224,12 +221,8 @@ def _cascade_scores(variant: str, table: Table, train: Index, test: Index) -> Fl
 
 def _splits(table: Table, rows: Index, seed: int) -> Iterator[tuple[Index, Index]]:
     """Folds of the rows `rows` (indices into the table), as indices into the table."""
-    if table.folds == "group":
-        groups = np.unique([group_of(table.data.rows[i]) for i in rows], return_inverse=True)[1]
-        splits = GroupKFold(n_splits=FOLDS).split(rows, groups=groups)
-    else:
-        splits = KFold(n_splits=FOLDS, shuffle=True, random_state=seed).split(rows)
-    for fit, scored in splits:
+    subset = [table.data.rows[i] for i in rows]
+    for fit, scored in fold_splits(subset, table.folds, seed):
         yield rows[fit], rows[scored]
 
 

@@ -19,7 +19,7 @@ Figures: AUROC, APGR and CPT(50%) of the pooled out-of-fold scores, averaged ove
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,11 +28,11 @@ import numpy.typing as npt
 from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 from sklearn.tree import DecisionTreeRegressor
 
+from bench.signals.folds import FOLDS, Folds, Index, fold_splits
 from router.learning import metrics
-from router.learning.grouped import group_of
 from router.learning.model import Inputs, LinearScorer
 from router.learning.train import (
     Labelled,
@@ -44,10 +44,7 @@ from router.outcome_table import OutcomeRow
 from router.query_shape import QUERY_SHAPE_NAMES
 
 FloatArray = npt.NDArray[np.float64]
-Index = npt.NDArray[np.intp]
 Model = Literal["cascade", "pre-generation"]
-Folds = Literal["random", "group"]
-FOLDS = 5
 SCORERS = ("linear", "linear+trees", "stacked")
 # Newton steps with a tiny Hessian (rows the model is sure of) are clipped to this.
 _MAX_STEP = 4.0
@@ -176,14 +173,6 @@ def _fold_scores(
     }
 
 
-def _splits(data: Labelled, folds: Folds, seed: int) -> Iterator[tuple[Index, Index]]:
-    if folds == "group":
-        groups = np.unique([group_of(row) for row in data.rows], return_inverse=True)[1]
-        yield from GroupKFold(n_splits=FOLDS).split(data.edge, groups=groups)
-    else:
-        yield from KFold(n_splits=FOLDS, shuffle=True, random_state=seed).split(data.edge)
-
-
 def cross_validate(
     rows: Sequence[OutcomeRow], model: Model, folds: Folds, seeds: Sequence[int]
 ) -> dict[str, dict[str, float]]:
@@ -196,7 +185,7 @@ def cross_validate(
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in SCORERS}
     for seed in seeds if folds == "random" else seeds[:1]:
         pooled = {name: np.zeros(len(data.rows)) for name in SCORERS}
-        for train, test in _splits(data, folds, seed):
+        for train, test in fold_splits(data.rows, folds, seed):
             for name, score in _fold_scores(model, data, names, train, test, seed).items():
                 pooled[name][test] = score
         for name, score in pooled.items():
