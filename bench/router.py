@@ -259,19 +259,10 @@ async def measure_added_latency(
     return calls
 
 
-@dataclass
-class Hop:
-    direct: list[float] = field(default_factory=list)
-    hop: list[float] = field(default_factory=list)
-
-    @property
-    def paired_p50_ms(self) -> float:
-        return statistics.median(h - d for h, d in zip(self.hop, self.direct, strict=True))
-
-
-async def measure_grpc_hop(rounds: int, scratch: Path) -> Hop:
+async def measure_grpc_hop(rounds: int, scratch: Path) -> Calls:
     """The same 1-word `Generate` to a bare echo server, directly and through a second
-    bare server that only forwards it, alternating; 100 warm-up rounds dropped."""
+    bare server that only forwards it (`routed`), alternating; 100 warm-up rounds
+    dropped."""
     from bench.capacity.suite import server_process
 
     request = router_pb2.RouteRequest(
@@ -289,7 +280,7 @@ async def measure_grpc_hop(rounds: int, scratch: Path) -> Hop:
                     router_pb2_grpc.RouterStub(direct_channel),
                     router_pb2_grpc.RouterStub(hop_channel),
                 )
-                result = Hop()
+                result = Calls()
                 for number in range(rounds + 100):
                     times = []
                     for stub in stubs:
@@ -298,7 +289,7 @@ async def measure_grpc_hop(rounds: int, scratch: Path) -> Hop:
                         times.append((time.perf_counter() - started) * 1000.0)
                     if number >= 100:
                         result.direct.append(times[0])
-                        result.hop.append(times[1])
+                        result.routed.append(times[1])
     return result
 
 
@@ -348,7 +339,7 @@ async def _main(quick: bool) -> int:
         "added_grpc_edge_paired_p50_ms": remote.added_paired_p50_ms,
         "inside_router_p50_ms": statistics.median(local.inside_router),
         "inside_router_grpc_edge_p50_ms": statistics.median(remote.inside_router),
-        "grpc_hop_paired_p50_ms": hop.paired_p50_ms,
+        "grpc_hop_paired_p50_ms": hop.added_paired_p50_ms,
         **tracing.figures(),
         **span_cpu.figures(),
     }
@@ -382,7 +373,7 @@ async def _main(quick: bool) -> int:
         )
     print(
         f"  baseline: a do-nothing grpc.aio hop  added {figures['grpc_hop_paired_p50_ms']:.2f} ms "
-        f"(paired p50 of {len(hop.hop)}; bare server p50 {statistics.median(hop.direct):.2f} ms)"
+        f"(paired p50 of {len(hop.routed)}; bare server p50 {statistics.median(hop.direct):.2f} ms)"
     )
     print(tracing.summary())
     print(span_cpu.summary())

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.capacity.suite import router_env
 from bench.replay.process import start_replay_cloud
 from bench.results import headline
 from sllm import children
@@ -57,12 +58,9 @@ def run(*, route: str, requests: int, tasks: int, rounds: int, against: Path | N
                     order.reverse()
                 figures: dict[str, float] = {}
                 for name, code in order:
-                    env = {
-                        "SLLM_CLOUD__BASE_URL": cloud.base_url,
-                        "SLLM_CLOUD__MODEL": "replay",
-                        "SLLM_ROUTER__METRICS_PORT": "0",
-                        "SLLM_ROUTER__OUTCOME_DB": f"{scratch}/{name}-{number}.sqlite3",
-                        "SLLM_LOG__FORMAT": "json",
+                    # The capacity benchmark's router, with an outcome log of its own.
+                    env = router_env(cloud.base_url, Path(scratch)) | {
+                        "SLLM_ROUTER__OUTCOME_DB": f"{scratch}/{name}-{number}.sqlite3"
                     }
                     log = Path(scratch) / f"{name}-{number}.log"
                     figures[name] = _driver(code, route, requests, tasks, env, log)["cpu_ms"]
