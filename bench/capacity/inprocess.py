@@ -18,28 +18,20 @@ import asyncio
 import json
 import time
 
-from bench.capacity.load import MAX_TOKENS
+from bench.capacity.load import HINTS, grpc_request
 from bench.instant_edge import InstantEdge
-from bench.router import ONE_TOKEN_QUESTION
 from router import wire
 from router.server import build_router
 from router.validate import to_query
 from sllm.logs import configure_logging
 from sllm.settings import get_settings
-from sllm.v1 import common_pb2, router_pb2
-
-_HINTS = {"EDGE": router_pb2.ROUTE_HINT_EDGE_ONLY, "CLOUD": router_pb2.ROUTE_HINT_CLOUD_ONLY}
 
 
 async def drive(route: str, *, requests: int, tasks: int, warmup: int) -> dict[str, float]:
     settings = get_settings()
     configure_logging(settings.log)
     router = await build_router(settings, edge=InstantEdge())
-    message = common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=ONE_TOKEN_QUESTION)
-    request = router_pb2.RouteRequest(
-        messages=[message], max_tokens=MAX_TOKENS, route_hint=_HINTS[route]
-    )
-    expected = router_pb2.Route.Value(f"ROUTE_{route}")
+    request, expected = grpc_request(route)
 
     async def worker(count: int) -> None:
         for _ in range(count):
@@ -63,7 +55,7 @@ async def drive(route: str, *, requests: int, tasks: int, warmup: int) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--route", choices=tuple(_HINTS), required=True)
+    parser.add_argument("--route", choices=tuple(HINTS), required=True)
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--tasks", type=int, required=True)
     parser.add_argument("--warmup", type=int, default=400)

@@ -23,7 +23,7 @@ from sllm.v1 import common_pb2, router_pb2, router_pb2_grpc
 
 # Enough tokens for the instant edge's and the replay cloud's one-word answers.
 MAX_TOKENS = 16
-_HINTS = {"EDGE": router_pb2.ROUTE_HINT_EDGE_ONLY, "CLOUD": router_pb2.ROUTE_HINT_CLOUD_ONLY}
+HINTS = {"EDGE": router_pb2.ROUTE_HINT_EDGE_ONLY, "CLOUD": router_pb2.ROUTE_HINT_CLOUD_ONLY}
 _MODELS = {"EDGE": "sllm-edge", "CLOUD": "sllm-cloud"}
 
 Call = Callable[[], Awaitable[None]]
@@ -39,12 +39,18 @@ def http_body(route: str) -> bytes:
     ).encode()
 
 
-async def grpc_clients(target: str, route: str, count: int) -> list[Call]:
+def grpc_request(route: str) -> tuple[router_pb2.RouteRequest, int]:
+    """The 1-word request pinned to `route` ("EDGE" or "CLOUD"), and the route the reply
+    must name."""
     message = common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=ONE_TOKEN_QUESTION)
     request = router_pb2.RouteRequest(
-        messages=[message], max_tokens=MAX_TOKENS, route_hint=_HINTS[route]
+        messages=[message], max_tokens=MAX_TOKENS, route_hint=HINTS[route]
     )
-    expected = router_pb2.Route.Value(f"ROUTE_{route}")
+    return request, router_pb2.Route.Value(f"ROUTE_{route}")
+
+
+async def grpc_clients(target: str, route: str, count: int) -> list[Call]:
+    request, expected = grpc_request(route)
 
     def client() -> Call:
         stub = router_pb2_grpc.RouterStub(grpc.aio.insecure_channel(target))
@@ -133,7 +139,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--door", choices=("grpc", "http"), required=True)
     parser.add_argument("--target", required=True, help="host:port of that door")
-    parser.add_argument("--route", choices=tuple(_HINTS), required=True)
+    parser.add_argument("--route", choices=tuple(HINTS), required=True)
     parser.add_argument("--clients", type=int, required=True)
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--seconds", type=float, required=True)
